@@ -1,0 +1,80 @@
+"""ASPP segmentation head, full or depthwise-separable.
+
+The teacher uses torchvision's layout (ASPP width 256, dense 3x3 branches). On a light
+backbone the dense head would dominate the cost (see ../shared/NOTES.md: 16.6 GFLOPs of a
+MobileNetV2 model are mostly head), so the students use depthwise-separable branches
+(DeepLabv3+'s choice for MobileNet) at a narrower width; `python -m training.profile` measures
+the effect.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def conv_bn_relu(in_ch: int, out_ch: int, kernel: int = 1, dilation: int = 1,
+                 separable: bool = False) -> nn.Sequential:
+    """Conv + BN + ReLU; with `separable`, a depthwise 3x3 (+BN+ReLU) then a pointwise 1x1."""
+    padding = dilation * (kernel // 2)
+    if separable and kernel > 1:
+        return nn.Sequential(
+            nn.Conv2d(in_ch, in_ch, kernel, padding=padding, dilation=dilation, groups=in_ch,
+                      bias=False),
+            nn.BatchNorm2d(in_ch), nn.ReLU(inplace=True),
+            nn.Conv2d(in_ch, out_ch, 1, bias=False), nn.BatchNorm2d(out_ch), nn.ReLU(inplace=True))
+    return nn.Sequential(
+        nn.Conv2d(in_ch, out_ch, kernel, padding=padding, dilation=dilation, bias=False),
+        nn.BatchNorm2d(out_ch), nn.ReLU(inplace=True))
+
+
+class ImagePooling(nn.Module):
+    """ASPP's global-context branch.
+
+    The pooled 1x1 map is broadcast back with `expand` instead of an interpolation: the result
+    is identical and it converts to TFLite/CoreML as a plain broadcast.
+    """
+
+    def __init__(self, in_ch: int, out_ch: int):
+        super().__init__()
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.project = conv_bn_relu(in_ch, out_ch)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.project(self.pool(x)).expand(-1, -1, x.shape[-2], x.shape[-1])
+
+
+class ASPP(nn.Module):
+    def __init__(self, in_ch: int, rates: tuple[int, ...], width: int, separable: bool,
+                 dropout: float):
+        super().__init__()
+        branches = [conv_bn_relu(in_ch, width)]
+        branches += [conv_bn_relu(in_ch, width, 3, rate, separable) for rate in rates]
+        branches.append(ImagePooling(in_ch, width))
+        self.branches = nn.ModuleList(branches)
+        self.project = nn.Sequential(conv_bn_relu(len(branches) * width, width),
+                                     nn.Dropout(dropout))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.project(torch.cat([branch(x) for branch in self.branches], dim=1))
+
+
+class DeepLabHead(nn.Sequential):
+    """ASPP -> 3x3 conv -> dropout -> 1x1 classifier, as torchvision's DeepLabHead."""
+
+    def __init__(self, in_ch: int, num_classes: int, rates: tuple[int, ...], width: int = 256,
+                 separable: bool = False, dropout: float = 0.5, classifier_dropout: float = 0.1):
+        super().__init__(
+            ASPP(in_ch, rates, width, separable, dropout),
+            conv_bn_relu(width, width, 3, separable=separable),
+            nn.Dropout(classifier_dropout),
+            nn.Conv2d(width, num_classes, 1),
+        )
+
+
+class FCNAuxHead(nn.Sequential):
+    """The auxiliary head torchvision puts on layer3 to help train deep backbones."""
+
+    def __init__(self, in_ch: int, num_classes: int):
+        mid = in_ch // 4
+        super().__init__(conv_bn_relu(in_ch, mid, 3), nn.Dropout(0.1),
+                         nn.Conv2d(mid, num_classes, 1))
