@@ -18,7 +18,8 @@ class DeepLabV3(nn.Module):
     """`forward` returns logits at input resolution as one plain tensor (what exporters want).
 
     Training code that needs more (the aux logits, the stride-`output_stride` logits for
-    distillation, or the backbone features) calls `forward_all`.
+    distillation, or the backbone features) calls `forward_all`, or `model(x, all_outputs=True)`
+    when the model is wrapped (DDP only synchronises gradients through its own forward).
     """
 
     def __init__(self, backbone: Backbone, num_classes: int, output_stride: int,
@@ -43,6 +44,8 @@ class DeepLabV3(nn.Module):
             result["aux"] = resize(self.aux_classifier(features["aux"]))
         return result
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, all_outputs: bool = False):
+        if all_outputs:  # how training reaches forward_all through a DDP wrapper
+            return self.forward_all(x)
         logits = self.classifier(self.backbone(x)["out"])
         return F.interpolate(logits, size=x.shape[-2:], mode="bilinear", align_corners=False)

@@ -1,0 +1,131 @@
+"""Checkpoints: full training state, written atomically, read without arbitrary pickle.
+
+A checkpoint is a dict of tensors and plain Python values only:
+    {"format": 1, "arch": {...build_model kwargs...}, "model": state_dict,
+     "optimizer": ..., "scheduler": ..., "scaler": ..., "epoch": int, "step": int,
+     "rng": {...}, "config": {...}, "dataset": {...class names, palette...},
+     "metrics": {...}, "history": [...]}
+so `torch.load(weights_only=True)` can read it, and a file that needs anything more (a pickled
+object, possibly malicious) is refused.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import random
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from training.errors import UserError
+from training.models import build_model
+
+FORMAT_VERSION = 1
+
+
+def atomic_save(obj, path: str | Path) -> None:
+    """torch.save to a temporary file in the same folder, fsync, then rename over `path`.
+
+    A crash or a full disk mid-write leaves the previous file intact, never a truncated one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            torch.save(obj, stream)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def rng_state() -> dict:
+    state = {"torch": torch.get_rng_state(), "numpy": _numpy_state_to_plain(),
+             "python": _python_state_to_plain()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    kind, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal.tolist()), gauss))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _numpy_state_to_plain():
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    return [kind, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)]
+
+
+def _python_state_to_plain():
+    version, internal, gauss = random.getstate()
+    return [version, torch.tensor(internal, dtype=torch.int64), gauss]
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """Read a checkpoint with weights_only=True; every failure becomes one clear UserError."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"checkpoint not found: {path}")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise UserError(f"refusing checkpoint {path}: it needs arbitrary pickle, which could run "
+                        f"code ({str(exc).splitlines()[0][:160]})") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as exc:
+        raise UserError(f"cannot read checkpoint {path}: corrupt or truncated "
+                        f"({exc.__class__.__name__})") from None
+    if not isinstance(checkpoint, dict) or "model" not in checkpoint:
+        raise UserError(f"{path} is not a training checkpoint of this project (no 'model')")
+    if "arch" not in checkpoint:
+        raise UserError(f"{path} does not record its architecture ('arch'); it was not written "
+                        f"by this project's training code")
+    return checkpoint
+
+
+def model_from_checkpoint(checkpoint: dict | str | Path) -> nn.Module:
+    """Rebuild the recorded architecture and load its weights (eval mode)."""
+    if not isinstance(checkpoint, dict):
+        checkpoint = load_checkpoint(checkpoint)
+    arch = dict(checkpoint["arch"])
+    try:
+        model = build_model(**arch)
+    except TypeError as exc:
+        raise UserError(f"checkpoint architecture {arch.get('name')!r} cannot be rebuilt: "
+                        f"{exc}") from None
+    model.load_state_dict(checkpoint["model"])
+    return model.eval()
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The plain model inside DDP / torch.compile wrappers (what gets saved)."""
+    model = getattr(model, "module", model)
+    return getattr(model, "_orig_mod", model)
+
+
+def dataset_record(spec) -> dict:
+    """What a checkpoint keeps of its dataset: enough to label, colour and evaluate outputs."""
+    return {"spec": getattr(spec, "text", None) or getattr(spec, "spec", None) or spec.name,
+            "name": spec.name, "class_names": list(spec.class_names),
+            "palette": [list(map(int, colour)) for colour in spec.palette],
+            "ignore_index": int(spec.ignore_index), "num_classes": int(spec.num_classes)}
+
+
+def make_checkpoint(model: nn.Module, dataset: dict, config: dict, **training_state) -> dict:
+    """Assemble the checkpoint dict for `model` (unwrapped) plus optional training state
+    (optimizer, scheduler, scaler, epoch, step, rng, metrics, history)."""
+    model = unwrap(model)
+    return {"format": FORMAT_VERSION, "arch": dict(model.arch), "model": model.state_dict(),
+            "dataset": dataset, "config": config, **training_state}
