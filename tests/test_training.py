@@ -1,0 +1,114 @@
+"""Training loop: learning, exact resume, cached soft labels, clean errors, torchrun."""
+import csv
+import os
+import pickle
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from training import train
+from training.checkpoint import atomic_save, load_checkpoint
+from training.config import DEFAULTS
+from training.errors import UserError
+
+DATASET = "synthetic:size=64x128,train=8,val=4,test=0,seed=3"
+NO_AUGMENT = dict(scale_range=[1.0, 1.0], rotation_deg=0, hflip=False, jitter=[0, 0, 0])
+
+
+def config(tmp_path, **overrides):
+    base = dict(DEFAULTS, dataset=DATASET, input_size=[64, 128], batch_size=2, workers=0,
+                epochs=1, output_dir=str(tmp_path), name="run", progress=False,
+                model="deeplabv3lite_mobilenetv2", lr_schedule="poly")
+    base.update(overrides)
+    return base
+
+
+def train_losses(run_dir: Path) -> list[float]:
+    with open(run_dir / "metrics.csv") as stream:
+        return [float(row["train_loss"]) for row in csv.DictReader(stream)]
+
+
+def test_a_few_steps_reduce_the_loss(tmp_path):
+    summary = train.run(config(tmp_path, epochs=4, lr=5e-3, **NO_AUGMENT))
+    losses = train_losses(Path(summary["run_dir"]))
+    assert len(losses) == 4 and losses[-1] < 0.8 * losses[0]
+    checkpoint = load_checkpoint(summary["last"])
+    assert checkpoint["epoch"] == 4 and checkpoint["global_step"] == 16
+    assert (Path(summary["run_dir"]) / "config.yaml").is_file()
+    assert list((Path(summary["run_dir"]) / "tb").iterdir())
+
+
+def test_resume_after_interrupt_is_bit_identical(tmp_path):
+    settings = dict(epochs=2, accum_steps=2, lr=2e-3)  # 2 optimizer steps per epoch
+    reference = train.run(config(tmp_path, name="straight", **settings))
+
+    def interrupt_at_step_3(trainer):
+        if trainer.global_step == 3:
+            os.kill(os.getpid(), signal.SIGINT)  # the real signal path saves last.pth
+    stopped = train.run(config(tmp_path, name="split", **settings), on_step=interrupt_at_step_3)
+    assert stopped["interrupted"]
+    partial = load_checkpoint(stopped["last"])
+    assert (partial["epoch"], partial["global_step"]) == (1, 3)
+    resumed = train.run(dict(partial["config"]), resume=Path(stopped["last"]))
+    assert not resumed["interrupted"]
+    final, expected = load_checkpoint(resumed["last"])["model"], \
+        load_checkpoint(reference["last"])["model"]
+    for key in expected:
+        assert torch.equal(final[key], expected[key]), key
+
+
+def test_bad_training_settings_are_refused(tmp_path):
+    with pytest.raises(UserError, match="accum_steps 9 exceeds the 4 batches"):
+        train.run(config(tmp_path, accum_steps=9))
+    with pytest.raises(UserError, match="batch size 16 is larger than the 8 training samples"):
+        train.run(config(tmp_path, batch_size=16))
+    from training.config import validate_config
+    for key, value, message in (("batch_size", 0, "batch size must be at least 1"),
+                                ("accum_steps", 0, "accum_steps must be at least 1")):
+        with pytest.raises(UserError, match=message):
+            validate_config(config(tmp_path, **{key: value}))
+
+
+def test_checkpoint_errors(tmp_path):
+    with pytest.raises(UserError, match="checkpoint not found"):
+        load_checkpoint(tmp_path / "nope.pth")
+    corrupt = tmp_path / "corrupt.pth"
+    corrupt.write_bytes(b"PK\x03\x04 definitely not a zip")
+    with pytest.raises(UserError, match="corrupt or truncated"):
+        load_checkpoint(corrupt)
+
+
+class _Exploit:
+    def __reduce__(self):
+        return (os.system, ("echo pwned > /dev/null",))
+
+
+def test_malicious_pickle_checkpoint_is_refused(tmp_path):
+    path = tmp_path / "evil.pth"
+    torch.save({"model": {}, "arch": {}, "payload": _Exploit()}, path)
+    with pytest.raises(UserError, match="refusing checkpoint .* arbitrary pickle"):
+        load_checkpoint(path)
+
+
+def test_teacher_with_other_classes_is_refused(tmp_path):
+    from training.checkpoint import make_checkpoint
+    from training.models import build_model
+    teacher = build_model("deeplabv3lite_mobilenetv2", num_classes=3)
+    record = {"spec": "folder:x", "name": "folder", "class_names": ["a", "b", "c"],
+              "palette": [[0, 0, 0]] * 3, "ignore_index": 255, "num_classes": 3}
+    atomic_save(make_checkpoint(teacher, record, {}), tmp_path / "teacher.pth")
+    with pytest.raises(UserError, match="trained for 3 classes .* has 19"):
+        train.run(config(tmp_path, teacher=str(tmp_path / "teacher.pth")), distill=True)
+
+
+def test_atomic_save_keeps_the_old_file_when_writing_fails(tmp_path):
+    path = tmp_path / "last.pth"
+    atomic_save({"a": torch.ones(1)}, path)
+    with pytest.raises((pickle.PicklingError, AttributeError)):
+        atomic_save({"bad": lambda: None}, path)
+    assert torch.equal(torch.load(path, weights_only=True)["a"], torch.ones(1))
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pth"]

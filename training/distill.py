@@ -1,0 +1,98 @@
+"""Knowledge distillation: train a student against a frozen teacher's soft labels.
+
+    python -m training.distill                    # the quickstart on the embedded dataset
+    python -m training.distill --config configs/camvid_mobilenetv2_kd.yaml --teacher T.pth
+    python -m training.distill --teacher T.pth --soft-labels cached --alpha 0.5 --temperature 2
+    torchrun --nproc_per_node 2 -m training.distill --teacher T.pth ...
+
+loss = alpha * KL(teacher || student) * T^2 + (1 - alpha) * cross-entropy.
+
+With no arguments it runs configs/quickstart.yaml: trains the teacher described by its
+`teacher_config` (or reuses the one already trained with that exact config), distils the
+MobileNetV2 student, then evaluates both and writes the report into the student's run folder.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from training import train
+from training.checkpoint import load_checkpoint
+from training.config import add_config_arguments, resolve_config
+from training.errors import UserError, run_cli
+
+QUICKSTART = Path(__file__).resolve().parent.parent / "configs" / "quickstart.yaml"
+# Keys that do not change what a run learns; a cached teacher may differ in them.
+_COSMETIC = {"name", "output_dir", "progress", "workers", "teacher_config"}
+
+
+def _learning_config(config: dict) -> dict:
+    return {k: v for k, v in config.items() if k not in _COSMETIC}
+
+
+def ensure_teacher(config: dict) -> str:
+    """Return the teacher checkpoint, training it first from `teacher_config` when needed."""
+    teacher = config.get("teacher")
+    recipe = config.get("teacher_config")
+    if not recipe:
+        return teacher
+    recipe = Path(recipe)
+    if not recipe.is_file() and (QUICKSTART.parent.parent / recipe).is_file():
+        recipe = QUICKSTART.parent.parent / recipe  # configs name repo-relative paths
+    teacher_config = resolve_config(argparse.Namespace(config=recipe))
+    teacher_config["progress"] = config["progress"]
+    teacher_config["name"] = teacher_config["name"] or recipe.stem
+    path = Path(teacher_config["output_dir"]) / teacher_config["name"] / "best.pth"
+    if path.is_file():
+        stored = load_checkpoint(path)["config"]
+        if _learning_config(stored) == _learning_config(teacher_config):
+            print(f"reusing teacher {path} (trained with the same config)", file=sys.stderr)
+            return str(path)
+        print(f"teacher {path} was trained with another config: retraining", file=sys.stderr)
+    print(f"training the teacher ({teacher_config['model']}) from {recipe}", file=sys.stderr)
+    train.run(teacher_config)
+    return str(path)
+
+
+def evaluate_pair(teacher: str, student: str, config: dict, out: Path) -> None:
+    """The paper's table for teacher and student, with plots, into `out`."""
+    from training import evaluate
+    evaluate.main(["--checkpoints", teacher, student, "--dataset", config["dataset"],
+                   "--split", "val", "--out", str(out), "--json", str(out / "table.json")])
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_config_arguments(parser, distillation=True)
+    parser.add_argument("--teacher-config", type=Path,
+                        help="train the teacher with this config first (reused when unchanged)")
+    parser.add_argument("--no-report", action="store_true",
+                        help="skip evaluating teacher and student at the end")
+    args = parser.parse_args(argv)
+    if args.resume:
+        config = train.config_for(args)
+    else:
+        if args.config is None and not getattr(args, "teacher", None):
+            args.config = QUICKSTART
+        overrides = {"teacher_config": str(args.teacher_config)} if args.teacher_config else {}
+        config = resolve_config(args, overrides)
+    config["teacher"] = ensure_teacher(config)
+    if not config["teacher"]:
+        raise UserError("no teacher: pass --teacher CKPT or --teacher-config YAML")
+    summary = train.run(config, resume=args.resume, distill=True)
+    if summary.get("interrupted"):
+        print(f"interrupted: state saved to {summary['last']}; continue with --resume",
+              file=sys.stderr)
+        sys.exit(130)
+    if not args.no_report and Path(summary["best"]).is_file():
+        out = Path(summary["run_dir"]) / "report"
+        evaluate_pair(config["teacher"], summary["best"], config, out)
+        summary["report"] = str(out)
+        print(f"report: {out}", file=sys.stderr)
+    return summary
+
+
+if __name__ == "__main__":
+    run_cli(main)
