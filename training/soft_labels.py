@@ -68,7 +68,7 @@ class SoftLabelCache:
         return self.meta["count"]
 
     def __getitem__(self, index: int) -> np.ndarray:
-        return np.asarray(self.array[index])
+        return np.array(self.array[index])  # a writable copy, not a view of the map
 
     def __getstate__(self):
         return {"folder": self.folder, "meta": self.meta, "_array": None}
