@@ -79,6 +79,9 @@ def load_checkpoint(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"checkpoint not found: {path}")
+    if not zipfile.is_zipfile(path):  # torch.save has written zip archives since 1.6
+        raise UserError(f"cannot read checkpoint {path}: corrupt or truncated, or not a "
+                        f"checkpoint at all")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -105,7 +108,17 @@ def model_from_checkpoint(checkpoint: dict | str | Path) -> nn.Module:
     except TypeError as exc:
         raise UserError(f"checkpoint architecture {arch.get('name')!r} cannot be rebuilt: "
                         f"{exc}") from None
-    model.load_state_dict(checkpoint["model"])
+    expected, given = set(model.state_dict()), set(checkpoint["model"])
+    if expected != given:
+        example = sorted(expected ^ given)[0]
+        raise UserError(f"checkpoint weights do not match the recorded architecture "
+                        f"{arch.get('name')!r} ({len(expected - given)} missing, "
+                        f"{len(given - expected)} unexpected keys, e.g. {example!r})")
+    try:
+        model.load_state_dict(checkpoint["model"])
+    except RuntimeError as exc:  # same keys, other shapes
+        raise UserError(f"checkpoint weights do not match the recorded architecture "
+                        f"{arch.get('name')!r}: {str(exc).strip().splitlines()[-1][:200]}") from None
     return model.eval()
 
 

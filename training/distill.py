@@ -66,7 +66,7 @@ def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_config_arguments(parser, distillation=True)
-    parser.add_argument("--teacher-config", type=Path,
+    parser.add_argument("--teacher-config", default=argparse.SUPPRESS,
                         help="train the teacher with this config first (reused when unchanged)")
     parser.add_argument("--no-report", action="store_true",
                         help="skip evaluating teacher and student at the end")
@@ -76,8 +76,7 @@ def main(argv=None) -> dict:
     else:
         if args.config is None and not getattr(args, "teacher", None):
             args.config = QUICKSTART
-        overrides = {"teacher_config": str(args.teacher_config)} if args.teacher_config else {}
-        config = resolve_config(args, overrides)
+        config = resolve_config(args)
     config["teacher"] = ensure_teacher(config)
     if not config["teacher"]:
         raise UserError("no teacher: pass --teacher CKPT or --teacher-config YAML")

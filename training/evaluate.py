@@ -91,18 +91,9 @@ def resolve_device(name: str) -> torch.device:
         raise UserError(f"--device {name!r} is not a device (try cpu, cuda, cuda:1)") from None
 
 
-def build_model_checked(path: Path, checkpoint: dict) -> torch.nn.Module:
-    try:
-        return model_from_checkpoint(checkpoint)
-    except RuntimeError as exc:  # load_state_dict: the weights do not fit the recorded arch
-        raise UserError(f"{path}: weights do not match the recorded architecture "
-                        f"{checkpoint['arch'].get('name')!r} "
-                        f"({str(exc).splitlines()[0][:160]})") from None
-
-
 def evaluate_checkpoint(path: Path, name: str, checkpoint: dict, spec, loader, args,
                         device: torch.device) -> CheckpointResult:
-    model = build_model_checked(path, checkpoint)
+    model = model_from_checkpoint(checkpoint)
     collector = BatchCollector(spec.num_classes, spec.ignore_index)
     metrics = evaluate_model(model.to(device), loader, spec.num_classes, spec.ignore_index,
                              device, on_batch=collector, description=name)

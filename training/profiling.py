@@ -12,6 +12,7 @@ import io
 import multiprocessing
 import statistics
 import time
+from queue import Empty
 from typing import Callable
 
 import torch
@@ -92,7 +93,14 @@ def measure_peak_memory_mb(factory: Callable[[], nn.Module], input_size: tuple[i
                             args=(factory, tuple(input_size), threads, queue))
     child.start()
     try:
-        result = queue.get(timeout=600)
+        while True:  # poll, so a child that dies without reporting cannot hang us
+            try:
+                result = queue.get(timeout=1)
+                break
+            except Empty:
+                if not child.is_alive():
+                    raise RuntimeError(f"peak-memory probe exited with code {child.exitcode} "
+                                       f"without a result (out of memory?)") from None
     finally:
         child.join()
     if isinstance(result, Exception):

@@ -1,0 +1,107 @@
+"""Time the quickstart and the distillation modes on this machine; save the numbers.
+
+    python -m benchmarks.quickstart [--skip-quickstart] [--out benchmarks/results/quickstart.json]
+
+1. Wall time of `python -m training.distill` with no arguments (teacher training included,
+   unless a teacher trained with the same config is already cached: run `make clean-runs`
+   first for a cold measurement; the JSON records whether the teacher was reused).
+2. The resulting table (runs/quickstart_student/report/table.json).
+3. Training throughput (images/s) of the teacher and each student at the quickstart size.
+4. Epoch time of the MobileNetV2 student: plain cross-entropy vs distillation with cached
+   soft labels vs online teacher; ratios against the plain epoch.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from training import train
+from training.config import DEFAULTS, load_yaml
+from training.models import STUDENTS, TEACHER
+
+ROOT = Path(__file__).resolve().parent.parent
+QUICKSTART = ROOT / "configs" / "quickstart.yaml"
+
+
+def run_quickstart() -> dict:
+    student = load_yaml(QUICKSTART)
+    teacher_config = load_yaml(ROOT / student["teacher_config"])
+    teacher_path = ROOT / "runs" / teacher_config["name"] / "best.pth"
+    reused = teacher_path.is_file()
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "training.distill", "--no-progress"], cwd=ROOT,
+                   check=True)
+    wall = time.perf_counter() - start
+    table = json.loads((ROOT / "runs" / student["name"] / "report" / "table.json").read_text())
+    return {"wall_time_s": wall, "teacher_reused": reused, "table": table}
+
+
+def epoch_time(config: dict, distill: bool = False) -> float:
+    summary = train.run(config, distill=distill)
+    return summary["epochs"][-1]["epoch_time_s"]
+
+
+def measure_modes(workdir: Path, teacher: str, steps: int) -> dict:
+    """One epoch of `steps` optimizer steps per mode (after a warm-up epoch)."""
+    student = load_yaml(QUICKSTART)
+    base = dict(DEFAULTS, **{k: v for k, v in student.items() if k in DEFAULTS})
+    base.update(output_dir=str(workdir), progress=False, max_steps_per_epoch=steps, epochs=2,
+                eval_every=1000, teacher=teacher, cache_dir=str(workdir / "cache"))
+    times = {
+        "plain": epoch_time(dict(base, name="plain")),
+        "cached": epoch_time(dict(base, name="cached", soft_labels="cached"), distill=True),
+        "online": epoch_time(dict(base, name="online", soft_labels="online"), distill=True),
+    }
+    return {"epoch_time_s": times, "steps_per_epoch": steps,
+            "cached_vs_plain": times["cached"] / times["plain"],
+            "online_vs_plain": times["online"] / times["plain"]}
+
+
+def measure_throughput(workdir: Path, steps: int) -> dict:
+    student = load_yaml(QUICKSTART)
+    base = dict(DEFAULTS, **{k: v for k, v in student.items() if k in DEFAULTS})
+    base.update(output_dir=str(workdir), progress=False, max_steps_per_epoch=steps, epochs=2,
+                eval_every=1000)
+    teacher_config = load_yaml(ROOT / student["teacher_config"])
+    rates = {}
+    for model in (TEACHER, *STUDENTS):
+        settings = dict(base, model=model, name=f"speed_{model}")
+        if model == TEACHER:  # the teacher trains with its own precision settings
+            settings.update(bf16=teacher_config.get("bf16", False),
+                            channels_last=teacher_config.get("channels_last", False))
+        summary = train.run(settings)
+        rates[model] = summary["epochs"][-1]["images_per_s"]
+    return rates
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/quickstart.json")
+    parser.add_argument("--skip-quickstart", action="store_true")
+    parser.add_argument("--steps", type=int, default=10, help="optimizer steps per timed epoch")
+    args = parser.parse_args(argv)
+    result = {"threads": torch.get_num_threads()}
+    if not args.skip_quickstart:
+        result["quickstart"] = run_quickstart()
+        print(f"quickstart wall time: {result['quickstart']['wall_time_s'] / 60:.1f} min")
+    workdir = ROOT / "runs" / "benchmark_quickstart"
+    teacher = ROOT / "runs" / load_yaml(ROOT / load_yaml(QUICKSTART)["teacher_config"])["name"] \
+        / "best.pth"
+    result["train_images_per_s"] = measure_throughput(workdir, args.steps)
+    if teacher.is_file():
+        result["distillation_modes"] = measure_modes(workdir, str(teacher), args.steps)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2))
+    print(json.dumps({k: v for k, v in result.items() if k != "quickstart"}, indent=2))
+    return result
+
+
+if __name__ == "__main__":
+    main()
