@@ -1,0 +1,305 @@
+"""The model contract: one JSON document next to every exported artifact.
+
+The Android and iOS apps read this file instead of copying constants by hand. It says how to
+turn a camera frame into the model's input and what the output means:
+
+    input      name, shape, layout (NHWC | NCHW), dtype, colour order, `kind` (tensor | image),
+               normalization {in_model, pixel_scale, mean, std}, quantization {scale, zero_point}
+               or null, and for CoreML image inputs the `image_preprocessing` {scale, bias}
+               that CoreML applies itself
+    output     name, shape, layout (NHWC | NCHW for logits, NHW for a class map), dtype,
+               semantics (logits | class_map), quantization or null
+    classes    num_classes, names, palette ([r, g, b] per class), ignore_index
+    source     checkpoint path and sha256, architecture, training dataset spec
+    export     input size, folding flags, calibration set, tool versions, other settings
+    parity     the numbers measured against PyTorch fp32 on held-out images, and `passed`
+
+Preparing one RGB frame, resized to the input's height and width (see `prepare_input`):
+    x = pixel (0..255, as float)
+    if not normalization.in_model:  x = (x * pixel_scale - mean[c]) / std[c]
+    if quantization:                q = clamp(round(x / scale) + zero_point) in the input dtype
+and reading the output: logits are dequantized as (q - zero_point) * scale when quantized;
+argmax over the class axis gives the class map. Normalization constants come from
+training/presets.py, the project's single preprocessing source.
+
+`SCHEMA_VERSION` changes whenever a field changes meaning or disappears; `SCHEMA` is the JSON
+Schema (draft 2020-12 subset) that `validate` enforces and that
+`python -m conversion.contract --schema` prints for the apps' own checks.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from training.errors import UserError, run_cli
+
+SCHEMA_VERSION = 1
+SUFFIX = ".json"  # contract of `model_int8.tflite` is `model_int8.tflite.json`
+
+_NUMBER = {"type": "number"}
+_NULLABLE_NUMBER = {"type": ["number", "null"]}
+_SHAPE = {"type": "array", "items": {"type": "integer", "minimum": 1}, "minItems": 1}
+_QUANT = {"type": ["object", "null"], "required": ["scale", "zero_point"],
+          "properties": {"scale": {"type": "number", "exclusiveMinimum": 0},
+                         "zero_point": {"type": "integer"}}, "additionalProperties": False}
+_TRIPLE = {"type": "array", "items": _NUMBER, "minItems": 3, "maxItems": 3}
+_DTYPES = ["float32", "float16", "int8", "uint8", "int16", "int32", "int64"]
+
+
+def _obj(required: dict, optional: dict | None = None, closed: bool = True) -> dict:
+    return {"type": "object", "required": list(required),
+            "properties": {**required, **(optional or {})}, "additionalProperties": not closed}
+
+
+SCHEMA: dict = _obj({
+    "schema_version": {"type": "integer", "const": SCHEMA_VERSION},
+    "artifact": _obj({
+        "file": {"type": "string", "minLength": 1},
+        "target": {"enum": ["onnx", "tflite", "coreml"]},
+        "precision": {"type": "string", "minLength": 1},
+        "size_bytes": {"type": "integer", "minimum": 1},
+        "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+    }),
+    "input": _obj({
+        "name": {"type": "string", "minLength": 1},
+        "shape": _SHAPE,
+        "layout": {"enum": ["NHWC", "NCHW"]},
+        "dtype": {"enum": _DTYPES},
+        "color": {"enum": ["RGB"]},
+        "kind": {"enum": ["tensor", "image"]},
+        "normalization": _obj({"in_model": {"type": "boolean"}, "pixel_scale": _NUMBER,
+                               "mean": _TRIPLE, "std": _TRIPLE}),
+        "quantization": _QUANT,
+    }, {"image_preprocessing": {"type": ["object", "null"], "required": ["scale", "bias"],
+                                "properties": {"scale": _NUMBER, "bias": _TRIPLE}}}),
+    "output": _obj({
+        "name": {"type": "string", "minLength": 1},
+        "shape": _SHAPE,
+        "layout": {"enum": ["NHWC", "NCHW", "NHW"]},
+        "dtype": {"enum": _DTYPES},
+        "semantics": {"enum": ["logits", "class_map"]},
+        "quantization": _QUANT,
+    }),
+    "classes": _obj({
+        "num_classes": {"type": "integer", "minimum": 2},
+        "names": {"type": "array", "items": {"type": "string"}, "minItems": 2},
+        "palette": {"type": "array", "items": {"type": "array", "minItems": 3, "maxItems": 3,
+                                               "items": {"type": "integer", "minimum": 0,
+                                                         "maximum": 255}}},
+        "ignore_index": {"type": "integer"},
+    }),
+    "source": _obj({
+        "checkpoint": {"type": "string"},
+        "checkpoint_sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+        "arch": {"type": "object"},
+        "dataset": {"type": ["string", "null"]},
+    }),
+    "export": _obj({
+        "input_size": {"type": "array", "items": {"type": "integer", "minimum": 1},
+                       "minItems": 2, "maxItems": 2},
+        "fold_normalization": {"type": "boolean"},
+        "fold_argmax": {"type": "boolean"},
+        "calibration": {"type": ["object", "null"]},
+        "tools": {"type": "object"},
+        "created": {"type": "string"},
+    }, closed=False),
+    "parity": _obj({
+        "reference": {"type": "string"},
+        "images": {"type": "integer", "minimum": 0},
+        "held_out": {"type": "object"},
+        "agreement": _NULLABLE_NUMBER,
+        "max_abs_err": _NULLABLE_NUMBER,
+        "miou_artifact": _NULLABLE_NUMBER,
+        "miou_reference": _NULLABLE_NUMBER,
+        "latency_ms": _NULLABLE_NUMBER,
+        "threads": {"type": "integer", "minimum": 1},
+        "passed": {"type": "boolean"},
+        "skipped": {"type": ["string", "null"]},
+    }, closed=False),
+})
+
+_TYPES = {"object": dict, "array": list, "string": str, "boolean": bool, "null": type(None)}
+
+
+def _type_ok(value, name: str) -> bool:
+    if name == "integer":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if name == "number":
+        return isinstance(value, (int, float)) and not isinstance(value, bool) \
+            and math.isfinite(value)
+    return isinstance(value, _TYPES[name])
+
+
+def _check(value, schema: dict, where: str, problems: list[str]) -> None:
+    """The subset of JSON Schema that SCHEMA uses; appends one line per violation."""
+    types = schema.get("type")
+    if types is not None:
+        names = [types] if isinstance(types, str) else types
+        if not any(_type_ok(value, name) for name in names):
+            problems.append(f"{where}: expected {' or '.join(names)}, got {json.dumps(value)[:60]}")
+            return
+    if value is None:
+        return
+    if "const" in schema and value != schema["const"]:
+        problems.append(f"{where}: must be {schema['const']!r}, got {value!r}")
+    if "enum" in schema and value not in schema["enum"]:
+        problems.append(f"{where}: {value!r} is not one of {schema['enum']}")
+    if isinstance(value, str):
+        if len(value) < schema.get("minLength", 0):
+            problems.append(f"{where}: empty")
+        if "pattern" in schema and not re.fullmatch(schema["pattern"].strip("^$"), value):
+            problems.append(f"{where}: {value[:20]!r} does not match {schema['pattern']}")
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if "minimum" in schema and value < schema["minimum"]:
+            problems.append(f"{where}: {value} < {schema['minimum']}")
+        if "maximum" in schema and value > schema["maximum"]:
+            problems.append(f"{where}: {value} > {schema['maximum']}")
+        if "exclusiveMinimum" in schema and value <= schema["exclusiveMinimum"]:
+            problems.append(f"{where}: {value} <= {schema['exclusiveMinimum']}")
+    if isinstance(value, list):
+        if len(value) < schema.get("minItems", 0) or len(value) > schema.get("maxItems", 1 << 30):
+            problems.append(f"{where}: wrong length {len(value)}")
+        for index, item in enumerate(value):
+            if "items" in schema:
+                _check(item, schema["items"], f"{where}[{index}]", problems)
+    if isinstance(value, dict):
+        for key in schema.get("required", []):
+            if key not in value:
+                problems.append(f"{where}.{key}: missing")
+        properties = schema.get("properties", {})
+        for key, item in value.items():
+            if key in properties:
+                _check(item, properties[key], f"{where}.{key}", problems)
+            elif schema.get("additionalProperties", True) is False:
+                problems.append(f"{where}.{key}: unknown field")
+
+
+class ContractError(UserError):
+    """A contract that does not follow the schema."""
+
+
+def validate(contract: dict) -> dict:
+    """Raise ContractError listing every violation; return the contract when it is valid."""
+    problems: list[str] = []
+    _check(contract, SCHEMA, "contract", problems)
+    if not problems:
+        problems += _consistency(contract)
+    if problems:
+        raise ContractError(f"invalid model contract ({len(problems)} problems): "
+                            + "; ".join(problems[:8]))
+    return contract
+
+
+def _consistency(contract: dict) -> list[str]:
+    """Rules across fields that JSON Schema cannot state."""
+    problems = []
+    classes, inp, out = contract["classes"], contract["input"], contract["output"]
+    if len(classes["names"]) != classes["num_classes"]:
+        problems.append("classes.names: one name per class expected")
+    if len(classes["palette"]) != classes["num_classes"]:
+        problems.append("classes.palette: one colour per class expected")
+    if 0 <= classes["ignore_index"] < classes["num_classes"]:
+        problems.append("classes.ignore_index: must not be a class index")
+    if len(inp["shape"]) != 4 or inp["shape"][inp["layout"].index("C")] != 3:
+        problems.append(f"input.shape {inp['shape']} is not a 4-D {inp['layout']} RGB tensor")
+    quantized, dtype = inp["quantization"] is not None, inp["dtype"]
+    if quantized and dtype not in ("int8", "uint8", "int16"):
+        problems.append(f"input: a {dtype} input cannot be quantized")
+    if not quantized and (dtype in ("int8", "int16")
+                          or dtype == "uint8" and not inp["normalization"]["in_model"]):
+        problems.append(f"input: a {dtype} input needs its quantization (or, for uint8 pixels, "
+                        f"the normalization in the model)")
+    if out["semantics"] == "class_map":
+        if out["layout"] != "NHW" or len(out["shape"]) != 3:
+            problems.append("output: a class map has layout NHW and a 3-D shape")
+    else:
+        channel = out["layout"].index("C") if "C" in out["layout"] else None
+        if channel is None or len(out["shape"]) != 4 \
+                or out["shape"][channel] != classes["num_classes"]:
+            problems.append(f"output: logits shape {out['shape']} ({out['layout']}) has no "
+                            f"axis of {classes['num_classes']} classes")
+    return problems
+
+
+def contract_path(artifact: str | Path) -> Path:
+    artifact = Path(artifact)
+    return artifact.with_name(artifact.name + SUFFIX)
+
+
+def write_contract(artifact: str | Path, contract: dict) -> Path:
+    path = contract_path(artifact)
+    path.write_text(json.dumps(validate(contract), indent=2) + "\n")
+    return path
+
+
+def load_contract(path: str | Path) -> dict:
+    path = Path(path)
+    if path.suffix != SUFFIX:
+        path = contract_path(path)
+    try:
+        return validate(json.loads(path.read_text()))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ContractError(f"cannot read model contract {path}: {exc}") from None
+
+
+# ---- preparing inputs and reading outputs exactly as the contract says (apps do the same)
+
+_RANGES = {"int8": (-128, 127), "uint8": (0, 255), "int16": (-32768, 32767)}
+
+
+def prepare_input(images: np.ndarray, spec: dict) -> np.ndarray:
+    """uint8 RGB frames (N, H, W, 3), already at the input size -> the tensor `spec` wants."""
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
+        raise ValueError(f"expected uint8 (N, H, W, 3) frames, got {images.dtype} {images.shape}")
+    x = images.astype(np.float32)
+    norm = spec["normalization"]
+    if not norm["in_model"]:
+        mean = np.asarray(norm["mean"], np.float32)
+        std = np.asarray(norm["std"], np.float32)
+        x = (x * np.float32(norm["pixel_scale"]) - mean) / std
+    if spec["layout"] == "NCHW":
+        x = x.transpose(0, 3, 1, 2)
+    quant = spec["quantization"]
+    if quant is not None:
+        low, high = _RANGES[spec["dtype"]]
+        x = np.clip(np.round(x / quant["scale"]) + quant["zero_point"], low, high)
+    return np.ascontiguousarray(x.astype(spec["dtype"]))
+
+
+def read_output(raw: np.ndarray, spec: dict) -> np.ndarray:
+    """The artifact's raw output -> float32 NCHW logits, or an int64 (N, H, W) class map."""
+    if spec["semantics"] == "class_map":
+        return raw.astype(np.int64).reshape(raw.shape[0], *raw.shape[-2:]) \
+            if raw.ndim == 4 else raw.astype(np.int64)
+    quant = spec["quantization"]
+    logits = raw.astype(np.float32)
+    if quant is not None:
+        logits = (logits - quant["zero_point"]) * np.float32(quant["scale"])
+    return np.ascontiguousarray(logits.transpose(0, 3, 1, 2) if spec["layout"] == "NHWC"
+                                else logits)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Print the model-contract JSON Schema, or "
+                                                 "validate contract files.")
+    parser.add_argument("--schema", action="store_true", help="print the JSON Schema")
+    parser.add_argument("files", nargs="*", type=Path, help="contracts (or artifacts) to check")
+    args = parser.parse_args(argv)
+    if args.schema or not args.files:
+        json.dump({"$schema": "https://json-schema.org/draft/2020-12/schema",
+                   "title": f"segkit model contract v{SCHEMA_VERSION}", **SCHEMA},
+                  sys.stdout, indent=2)
+        print()
+    for path in args.files:
+        load_contract(path)
+        print(f"ok: {path}")
+
+
+if __name__ == "__main__":
+    run_cli(main)

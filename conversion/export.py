@@ -1,0 +1,110 @@
+"""Export a checkpoint to ONNX, TFLite and CoreML, each proven against PyTorch fp32.
+
+    python -m conversion.export --target all
+    python -m conversion.export --target tflite --checkpoint runs/camvid_student/best.pth \\
+        --calib camvid:/data/camvid --calib-count 100 --out artifacts/camvid
+
+Every artifact gets a model contract next to it (`<file>.json`, see conversion/contract.py)
+and a line in DIR/parity.json + parity.md. An artifact that misses its thresholds is not
+placed in DIR and the command exits with status 1; bad input exits with status 2 and one line.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from conversion.parity import DEFAULT_THRESHOLDS, parse_thresholds
+from conversion.pipeline import DEFAULT_CHECKPOINT, TARGETS, ExportRun, ExportSettings
+from conversion.tflite_export import ConversionError
+from training.errors import UserError, run_cli
+
+COREML_VARIANTS = ("fp16", "int8", "palettized")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--target", required=True, choices=(*TARGETS, "all"))
+    parser.add_argument("--checkpoint", type=Path,
+                        help=f"training checkpoint (default: {DEFAULT_CHECKPOINT})")
+    parser.add_argument("--input-size", type=int, nargs=2, metavar=("H", "W"),
+                        help="static input size (default: the checkpoint's training size)")
+    parser.add_argument("--out", type=Path, help="output directory (default: artifacts/RUN)")
+    parser.add_argument("--name", help="artifact file prefix (default: the architecture)")
+    parser.add_argument("--threads", type=int, default=2, help="runtime threads for latency")
+    data = parser.add_argument_group("calibration and parity data")
+    data.add_argument("--calib", metavar="SPEC",
+                      help="dataset spec (synthetic[:...], cityscapes:ROOT, camvid:ROOT, "
+                           "folder:ROOT) or a .npy of uint8 (N, H, W, 3) RGB frames; default: "
+                           "the checkpoint's dataset")
+    data.add_argument("--calib-count", type=int, default=64, metavar="N",
+                      help="calibration images, from the training split (default 64)")
+    data.add_argument("--parity-data", metavar="SPEC",
+                      help="labelled held-out data (default: --calib, else the checkpoint's)")
+    data.add_argument("--parity-count", type=int, default=16, metavar="M",
+                      help="held-out images never used for calibration (default 16)")
+    model = parser.add_argument_group("model options")
+    model.add_argument("--fold-normalization", action="store_true",
+                       help="the model takes RGB pixel values 0..255 (uint8 for full-int8 "
+                            "TFLite) and normalises itself")
+    model.add_argument("--fold-argmax", action="store_true",
+                       help="the model outputs the class map instead of logits")
+    model.add_argument("--int16", action="store_true",
+                       help="also ship TFLite int8 weights with int16 activations")
+    model.add_argument("--coreml-input", choices=("image", "tensor"), default="image")
+    model.add_argument("--coreml-variants", default=",".join(COREML_VARIANTS),
+                       help="comma-separated subset of fp16,int8,palettized")
+    model.add_argument("--palette-bits", type=int, default=6, choices=(1, 2, 3, 4, 6, 8))
+    model.add_argument("--opset", type=int, default=17, help="ONNX opset (>= 17)")
+    gate = parser.add_argument_group("gate")
+    defaults = "; ".join(f"{name}.{metric}={value}" for name, limits in DEFAULT_THRESHOLDS.items()
+                         for metric, value in limits.items())
+    gate.add_argument("--threshold", action="append", metavar="CLASS.METRIC=VALUE",
+                      help=f"override a threshold; CLASS fp32|fp16|int8, METRIC agreement|"
+                           f"miou_drop|max_abs_err (defaults: {defaults})")
+    parser.add_argument("--keep-work", action="store_true",
+                        help="keep the staging folder (intermediate files, converter logs)")
+    return parser
+
+
+def settings_from(args: argparse.Namespace) -> ExportSettings:
+    variants = [v.strip() for v in args.coreml_variants.split(",") if v.strip()]
+    unknown = sorted(set(variants) - set(COREML_VARIANTS))
+    if unknown or not variants:
+        raise UserError(f"--coreml-variants: unknown {unknown or 'empty list'}; choose from "
+                        f"{', '.join(COREML_VARIANTS)}")
+    if args.opset < 17:
+        raise UserError(f"--opset must be 17 or newer, got {args.opset}")
+    if args.threads < 1:
+        raise UserError(f"--threads must be at least 1, got {args.threads}")
+    return ExportSettings(
+        targets=list(TARGETS) if args.target == "all" else [args.target],
+        checkpoint=args.checkpoint, input_size=tuple(args.input_size) if args.input_size else None,
+        calib=args.calib, calib_count=args.calib_count, parity_data=args.parity_data,
+        parity_count=args.parity_count, out=args.out, name=args.name,
+        fold_normalization=args.fold_normalization, fold_argmax=args.fold_argmax,
+        int16=args.int16, coreml_input=args.coreml_input, coreml_variants=variants,
+        palette_bits=args.palette_bits, thresholds=parse_thresholds(args.threshold),
+        threads=args.threads, opset=args.opset, keep_work=args.keep_work)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = build_parser().parse_args(argv)
+    try:
+        result = ExportRun(settings_from(args)).run()
+    except ConversionError as exc:  # a converter crashed: its log tail, no traceback
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(3)
+    failed = [e for e in result["entries"] if not e["passed"]]
+    placed = sum(e["placed"] for e in result["entries"])
+    print(f"{placed} artifacts in {result['out']} (parity.json, parity.md)", file=sys.stderr)
+    if failed:
+        print(f"gate: {len(failed)} artifact(s) missed their thresholds and were not placed: "
+              + ", ".join(e["file"] for e in failed), file=sys.stderr)
+        sys.exit(1)
+    return result
+
+
+if __name__ == "__main__":
+    run_cli(main)

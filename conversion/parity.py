@@ -1,0 +1,188 @@
+"""Compare an artifact with PyTorch fp32, judge it against thresholds, write the report.
+
+Agreement is the fraction of pixels whose argmax class equals PyTorch fp32's (all pixels,
+the ignore label included: it compares two models, not a model with the truth). mIoU is
+measured against ground truth for both, in points (0..100); `miou_drop` is reference minus
+artifact. `max_abs_err` is over logits, for artifacts that output logits.
+
+Thresholds are per precision class (fp32, fp16, int8); every int8-ish precision (dynamic
+range, full integer, int16 activations, CoreML weight compression) is judged as int8.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from training.errors import UserError
+from training.metrics import SegmentationMetrics
+
+DEFAULT_THRESHOLDS = {"fp32": {"agreement": 0.999}, "fp16": {"agreement": 0.995},
+                      "int8": {"agreement": 0.97, "miou_drop": 2.0}}
+METRICS = ("agreement", "miou_drop", "max_abs_err")
+REPORT_VERSION = 1
+
+
+def precision_class(precision: str) -> str:
+    if precision in ("fp32", "fp16"):
+        return precision
+    return "int8"
+
+
+def parse_thresholds(items: list[str] | None) -> dict:
+    """'int8.agreement=0.98' items over the defaults; metric: agreement|miou_drop|max_abs_err."""
+    thresholds = {name: dict(values) for name, values in DEFAULT_THRESHOLDS.items()}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        name, dot, metric = key.strip().partition(".")
+        if not sep or not dot or name not in thresholds or metric not in METRICS:
+            raise UserError(f"bad --threshold {item!r}: expected CLASS.METRIC=VALUE with CLASS "
+                            f"in {', '.join(thresholds)} and METRIC in {', '.join(METRICS)}")
+        try:
+            number = float(value)
+        except ValueError:
+            raise UserError(f"bad --threshold {item!r}: {value!r} is not a number") from None
+        if metric == "agreement" and not 0 <= number <= 1:
+            raise UserError(f"bad --threshold {item!r}: agreement is a fraction in 0..1")
+        thresholds[name][metric] = number
+    return thresholds
+
+
+@dataclass
+class Reference:
+    """PyTorch fp32 on the held-out frames."""
+
+    logits: np.ndarray  # float32 (N, C, H, W)
+    masks: np.ndarray  # int64 (N, H, W)
+    num_classes: int
+    ignore_index: int
+
+    def __post_init__(self):
+        self.pred = self.logits.argmax(1)
+        self.metrics = _miou(self.pred, self.masks, self.num_classes, self.ignore_index)
+
+
+def _miou(pred: np.ndarray, masks: np.ndarray, num_classes: int, ignore_index: int) -> dict:
+    metrics = SegmentationMetrics(num_classes, ignore_index)
+    metrics.update(torch.from_numpy(pred.astype(np.int64)), torch.from_numpy(masks))
+    return metrics.compute()
+
+
+def _finite(value: float) -> float | None:
+    return None if value is None or math.isnan(value) else float(value)
+
+
+def compare(output: np.ndarray, reference: Reference) -> dict:
+    """Numbers for one artifact's output: logits (N, C, H, W) or a class map (N, H, W)."""
+    is_map = output.ndim == 3
+    pred = output if is_map else output.argmax(1)
+    if pred.shape != reference.pred.shape:
+        raise ValueError(f"artifact output {output.shape} does not match the reference "
+                         f"{reference.logits.shape}")
+    if pred.min() < 0 or pred.max() >= reference.num_classes:
+        raise ValueError(f"artifact predicts classes outside 0..{reference.num_classes - 1}")
+    metrics = _miou(pred, reference.masks, reference.num_classes, reference.ignore_index)
+    ref = reference.metrics
+    delta = [_finite(a - r) for a, r in zip(metrics["per_class_iou"], ref["per_class_iou"])]
+    return {
+        "agreement": float((pred == reference.pred).mean()),
+        "max_abs_err": None if is_map else float(np.abs(output - reference.logits).max()),
+        "miou_artifact": _finite(metrics["miou"]),
+        "miou_reference": _finite(ref["miou"]),
+        "miou_drop": _finite(ref["miou"] - metrics["miou"]),
+        "per_class_iou_delta": delta,
+        "images": int(len(pred)),
+    }
+
+
+def judge(entry: dict, thresholds: dict) -> list[str]:
+    """Reasons the entry misses its precision class's thresholds ([] = passed)."""
+    limits = thresholds[precision_class(entry["precision"])]
+    failures = []
+    if entry.get("skipped"):
+        return failures
+    for metric, limit in limits.items():
+        value = entry.get(metric)
+        if value is None:
+            continue
+        if metric == "agreement" and value < limit:
+            failures.append(f"agreement {value:.4f} < {limit}")
+        elif metric != "agreement" and value > limit:
+            failures.append(f"{metric} {value:.4g} > {limit}")
+    return failures
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(text)
+    os.replace(temporary, path)
+
+
+def write_report(out_dir: Path, entries: list[dict], header: dict,
+                 class_names: list[str]) -> tuple[Path, Path]:
+    """DIR/parity.json and DIR/parity.md; entries of earlier exports for other files stay."""
+    path = Path(out_dir) / "parity.json"
+    previous = []
+    if path.is_file():
+        try:
+            previous = json.loads(path.read_text()).get("artifacts", [])
+        except (OSError, ValueError, AttributeError):
+            previous = []
+    files = {entry["file"] for entry in entries}
+    kept = [entry for entry in previous if entry.get("file") not in files
+            and (Path(out_dir) / entry.get("file", "")).exists()]
+    report = {"report_version": REPORT_VERSION, **header, "artifacts": kept + entries}
+    _atomic_write(path, json.dumps(report, indent=2) + "\n")
+    markdown = path.with_suffix(".md")
+    _atomic_write(markdown, render_markdown(report, class_names))
+    return path, markdown
+
+
+def _fmt(value, digits: int = 4) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+
+def render_markdown(report: dict, class_names: list[str]) -> str:
+    lines = [f"# Parity report: {report.get('checkpoint', '?')}", "",
+             f"Reference: PyTorch fp32 on {report.get('held_out', {}).get('count', '?')} "
+             f"held-out images ({report.get('held_out', {}).get('spec')}, split "
+             f"{report.get('held_out', {}).get('split')}), input "
+             f"{'x'.join(map(str, report.get('input_size', [])))}; calibration: "
+             f"{report.get('calibration', {}).get('count', '-')} images of "
+             f"{report.get('calibration', {}).get('spec', '-')}.", "",
+             "| file | target | precision | agreement | max abs err | mIoU artifact | "
+             "mIoU reference | size MB | latency ms | threads | passed |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for entry in report["artifacts"]:
+        passed = "yes" if entry["passed"] else "**NO**: " + "; ".join(entry.get("failures", []))
+        if entry.get("skipped"):
+            passed += f" (numeric parity skipped: {entry['skipped']})"
+        lines.append(f"| {entry['file']} | {entry['target']} | {entry['precision']} | "
+                     f"{_fmt(entry.get('agreement'))} | {_fmt(entry.get('max_abs_err'), 6)} | "
+                     f"{_fmt(entry.get('miou_artifact'), 2)} | "
+                     f"{_fmt(entry.get('miou_reference'), 2)} | {_fmt(entry['size_mb'], 2)} | "
+                     f"{_fmt(entry.get('latency_ms'), 1)} | {entry.get('threads', '-')} | "
+                     f"{passed} |")
+    measured = [e for e in report["artifacts"] if e.get("per_class_iou_delta")]
+    if measured:
+        lines += ["", "## Per-class IoU delta (artifact - reference, points)", "",
+                  "| class | " + " | ".join(e["file"] for e in measured) + " |",
+                  "|---|" + "---|" * len(measured)]
+        for index, name in enumerate(class_names):
+            values = [e["per_class_iou_delta"][index] for e in measured]
+            if all(v is None for v in values):
+                continue
+            lines.append(f"| {name} | " + " | ".join(_fmt(v, 2) for v in values) + " |")
+    thresholds = report.get("thresholds", {})
+    lines += ["", "Thresholds: " + "; ".join(
+        f"{name}: " + ", ".join(f"{k} {'>=' if k == 'agreement' else '<='} {v}"
+                                for k, v in limits.items())
+        for name, limits in thresholds.items()), ""]
+    return "\n".join(lines)

@@ -1,0 +1,354 @@
+"""The export run: convert, measure against PyTorch, gate, then place what passed.
+
+Everything is built in a staging folder inside the output directory. Each artifact is
+measured on held-out frames through `conversion.runtimes`; the ones that meet their
+thresholds are moved into place (an atomic rename, with their contract), the ones that do not
+stay out, and whatever was in the output directory before is left as it was. `parity.json`
+and `parity.md` list every artifact of the run, passed or not. Bad input is refused before
+anything is written.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+from conversion import contract as contracts
+from conversion.calibration import ImageSet, anchor_pixel_range, load_calibration, load_held_out
+from conversion.coreml_export import convert_to_coreml
+from conversion.onnx_export import DeployWrapper, MIN_OPSET, export_onnx
+from conversion.parity import Reference, compare, judge, precision_class, write_report
+from conversion.runtimes import RuntimeUnavailable, TorchRuntime, open_runtime
+from conversion.tflite_export import convert_to_tflite
+from training.checkpoint import load_checkpoint, model_from_checkpoint
+from training.errors import UserError
+from training.models import validate_input_size
+from training.soft_labels import file_sha256
+
+DEFAULT_CHECKPOINT = Path("runs/quickstart_student/best.pth")
+TARGETS = ("onnx", "tflite", "coreml")
+TFLITE_FILES = {"fp32": "fp32", "fp16": "fp16", "dynamic-int8": "dynamic_int8",
+                "int8": "int8", "int16x8": "int16x8"}
+TOOLS = ("torch", "onnx", "onnxruntime", "onnx2tf", "tensorflow", "coremltools",
+         "ai-edge-litert")
+
+
+@dataclass
+class ExportSettings:
+    targets: list[str]
+    checkpoint: Path | None = None
+    input_size: tuple[int, int] | None = None
+    calib: str | None = None
+    calib_count: int = 64
+    parity_data: str | None = None
+    parity_count: int = 16
+    out: Path | None = None
+    name: str | None = None
+    fold_normalization: bool = False
+    fold_argmax: bool = False
+    int16: bool = False
+    coreml_input: str = "image"
+    coreml_variants: list[str] = field(default_factory=lambda: ["fp16", "int8", "palettized"])
+    palette_bits: int = 6
+    thresholds: dict = field(default_factory=dict)
+    threads: int = 2
+    latency_runs: int = 10
+    opset: int = MIN_OPSET
+    keep_work: bool = False
+
+
+@dataclass
+class Candidate:
+    """A converted artifact in the staging folder, ready to be measured."""
+
+    path: Path
+    target: str
+    precision: str
+    runtime_args: dict = field(default_factory=dict)
+    spec_problems: list[str] = field(default_factory=list)
+    calibrated: bool = False
+    io: dict = field(default_factory=dict)  # the contract's input/output blocks, once opened
+
+
+def resolve_checkpoint(path: Path | None) -> Path:
+    path = Path(path or DEFAULT_CHECKPOINT)
+    if not path.is_file() and path == DEFAULT_CHECKPOINT:
+        raise UserError(f"no checkpoint at {DEFAULT_CHECKPOINT} (the quickstart student): run "
+                        f"`python -m training.distill` first, or pass --checkpoint")
+    return path
+
+
+def prepare_out_dir(path: Path) -> list[Path]:
+    """Create `path` if needed and prove it writable; returns the folders it created."""
+    created, probe = [], path
+    while not probe.exists():
+        created.append(probe)
+        probe = probe.parent
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-"):
+            pass
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise PermissionError(13, "permission denied")
+    except OSError as exc:
+        _remove_empty(created)
+        raise UserError(f"output directory {path} is not writable: "
+                        f"{exc.strerror or exc}") from None
+    return created
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    for folder in folders:  # deepest first
+        try:
+            folder.rmdir()
+        except OSError:
+            return
+
+
+def size_bytes(path: Path) -> int:
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return path.stat().st_size
+
+
+def artifact_sha256(path: Path) -> str:
+    """A file's sha256; for a folder (.mlpackage), over its relative paths and contents."""
+    if path.is_file():
+        return file_sha256(path)
+    digest = hashlib.sha256()
+    for item in sorted(p for p in path.rglob("*") if p.is_file()):
+        digest.update(str(item.relative_to(path)).encode() + b"\0")
+        digest.update(file_sha256(item).encode())
+    return digest.hexdigest()
+
+
+def tool_versions() -> dict:
+    versions = {"python": sys.version.split()[0]}
+    for name in TOOLS:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def place(source: Path, destination: Path, trash: Path) -> None:
+    """Move `source` over `destination` (a file or a package folder) by renames only."""
+    if destination.is_dir() and not destination.is_symlink():
+        os.replace(destination, trash / destination.name)
+    os.replace(source, destination)
+
+
+class ExportRun:
+    def __init__(self, settings: ExportSettings):
+        self.s = settings
+        self.checkpoint_path = resolve_checkpoint(settings.checkpoint)
+        self.checkpoint = load_checkpoint(self.checkpoint_path)
+        self.model = model_from_checkpoint(self.checkpoint)
+        config = self.checkpoint.get("config") or {}
+        self.size = tuple(int(v) for v in (settings.input_size or config.get("input_size")
+                                           or (512, 1024)))
+        validate_input_size(self.size, self.model.output_stride)
+        self.dataset = self.checkpoint.get("dataset") or {}
+        if "class_names" not in self.dataset:
+            raise UserError(f"{self.checkpoint_path} records no dataset classes; it was not "
+                            f"written by this project's training code")
+        self.name = settings.name or self.model.arch["name"] + \
+            "-norm" * settings.fold_normalization + "-argmax" * settings.fold_argmax
+        run_name = self.checkpoint_path.parent.name or "model"
+        self.out = Path(settings.out or Path("artifacts") / run_name)
+
+    def load_data(self) -> tuple[ImageSet | None, ImageSet]:
+        calib_spec = self.s.calib or self.dataset["spec"]
+        calibration = load_calibration(calib_spec, self.s.calib_count, self.size) \
+            if "tflite" in self.s.targets else None
+        parity_spec = self.s.parity_data or (self.dataset["spec"] if calib_spec.endswith(".npy")
+                                             else calib_spec)
+        held_out = load_held_out(parity_spec, self.s.parity_count, self.size,
+                                 calibration or ImageSet(np.zeros((0, 1, 1, 3), np.uint8), None))
+        labels = held_out.masks[held_out.masks != self.dataset["ignore_index"]]
+        if labels.size and labels.max() >= len(self.dataset["class_names"]):
+            raise UserError(f"held-out data {parity_spec!r} has labels up to {labels.max()}, but "
+                            f"the checkpoint has {len(self.dataset['class_names'])} classes")
+        return calibration, held_out
+
+    def run(self) -> dict:
+        created = prepare_out_dir(self.out)
+        try:
+            calibration, held_out = self.load_data()  # refuses bad input before writing
+            staging = Path(tempfile.mkdtemp(prefix=".export-", dir=self.out))
+        except BaseException:
+            _remove_empty(created)
+            raise
+        try:
+            return self._run(staging, calibration, held_out)
+        finally:
+            if self.s.keep_work:
+                print(f"work files kept in {staging}", file=sys.stderr)
+            else:
+                shutil.rmtree(staging, ignore_errors=True)
+                _remove_empty(created)
+
+    def _run(self, staging: Path, calibration: ImageSet | None, held_out: ImageSet) -> dict:
+        work, trash = staging / "work", staging / "trash"
+        work.mkdir()
+        trash.mkdir()
+        torch_ref = TorchRuntime(self.model, self.size, self.s.threads)
+        reference = Reference(torch_ref(held_out.images), held_out.masks,
+                              len(self.dataset["class_names"]), self.dataset["ignore_index"])
+        header = {"checkpoint": str(self.checkpoint_path), "input_size": list(self.size),
+                  "held_out": held_out.source, "thresholds": self.s.thresholds,
+                  "calibration": calibration.source if calibration else None,
+                  "reference": {"runtime": "pytorch-fp32",
+                                "miou": reference.metrics["miou"],
+                                "predicted_classes": int(len(np.unique(reference.pred)))}}
+        self.common = self._contract_common(calibration)
+        entries: list[dict] = []
+        onnx_path = None
+        for target in [t for t in TARGETS if t in self.s.targets]:
+            if target in ("onnx", "tflite") and onnx_path is None:
+                onnx_path = work / f"{self.name}.onnx"
+                wrapper = DeployWrapper(self.model, fold_normalization=self.s.fold_normalization,
+                                        fold_argmax=self.s.fold_argmax)
+                export_onnx(wrapper, onnx_path, self.size, self.s.opset)
+            candidates = getattr(self, f"_{target}")(work, onnx_path, calibration)
+            for candidate in candidates:
+                entry = self._measure(candidate, reference, held_out)
+                if entry["passed"]:
+                    self._write_contract(candidate, entry, held_out)
+                    place(contracts.contract_path(candidate.path),
+                          contracts.contract_path(self.out / candidate.path.name), trash)
+                    place(candidate.path, self.out / candidate.path.name, trash)
+                entry["placed"] = entry["passed"]
+                entries.append(entry)
+                print(_summary(entry), file=sys.stderr)
+            write_report(self.out, entries, header, self.dataset["class_names"])
+        return {"out": str(self.out), "entries": entries,
+                "passed": all(e["passed"] for e in entries)}
+
+    # ---- converters: each returns candidates in the staging folder
+
+    def _onnx(self, work: Path, onnx_path: Path, calibration) -> list[Candidate]:
+        path = work.parent / f"{self.name}_fp32.onnx"
+        shutil.copyfile(onnx_path, path)
+        return [Candidate(path, "onnx", "fp32")]
+
+    def _tflite(self, work: Path, onnx_path: Path, calibration: ImageSet) -> list[Candidate]:
+        frames = calibration.images
+        if self.s.fold_normalization:
+            frames = anchor_pixel_range(frames)
+        produced = convert_to_tflite(onnx_path, work / "onnx2tf", frames,
+                                     fold_normalization=self.s.fold_normalization)
+        wanted = [p for p in TFLITE_FILES if p != "int16x8" or self.s.int16]
+        missing = [p for p in wanted if p not in produced]
+        if missing:
+            raise UserError(f"onnx2tf produced no {', '.join(missing)} variant; see the log in "
+                            f"a run with --keep-work")
+        candidates = []
+        for precision in wanted:
+            path = work.parent / f"{self.name}_{TFLITE_FILES[precision]}.tflite"
+            os.replace(produced[precision], path)
+            candidates.append(Candidate(path, "tflite", precision,
+                                        calibrated=precision in ("int8", "int16x8")))
+        return candidates
+
+    def _coreml(self, work: Path, onnx_path, calibration) -> list[Candidate]:
+        records = convert_to_coreml(self.checkpoint_path, work / "coreml", self.name, self.size,
+                                    input_kind=self.s.coreml_input,
+                                    fold_normalization=self.s.fold_normalization,
+                                    fold_argmax=self.s.fold_argmax,
+                                    variants=self.s.coreml_variants,
+                                    palette_bits=self.s.palette_bits)
+        candidates = []
+        for record in records:
+            path = work.parent / record["file"]
+            os.replace(work / "coreml" / record["file"], path)
+            candidates.append(Candidate(path, "coreml", record["precision"],
+                                        {"input_spec": record["input_spec"],
+                                         "output_spec": record["output_spec"]},
+                                        record["problems"]))
+        return candidates
+
+    # ---- measuring and the contract
+
+    def _measure(self, candidate: Candidate, reference: Reference, held_out: ImageSet) -> dict:
+        entry = {"file": candidate.path.name, "target": candidate.target,
+                 "precision": candidate.precision,
+                 "precision_class": precision_class(candidate.precision),
+                 "size_mb": size_bytes(candidate.path) / 2 ** 20, "threads": self.s.threads,
+                 "latency_ms": None, "skipped": None}
+        in_model = self.s.fold_normalization
+        try:
+            runtime = open_runtime(candidate.path, self.s.threads, in_model,
+                                   **candidate.runtime_args)
+        except RuntimeUnavailable as exc:
+            entry.update(agreement=None, max_abs_err=None, miou_artifact=None,
+                         miou_reference=reference.metrics["miou"], miou_drop=None,
+                         per_class_iou_delta=None, images=0, skipped=str(exc))
+            candidate.io = candidate.runtime_args
+        else:
+            entry.update(compare(runtime(held_out.images), reference))
+            entry["latency_ms"] = runtime.latency_ms(runs=self.s.latency_runs)
+            candidate.io = {"input_spec": runtime.input_spec, "output_spec": runtime.output_spec}
+        entry["failures"] = candidate.spec_problems + judge(entry, self.s.thresholds)
+        entry["passed"] = not entry["failures"]
+        return entry
+
+    def _contract_common(self, calibration: ImageSet | None) -> dict:
+        dataset = self.dataset
+        return {
+            "classes": {"num_classes": len(dataset["class_names"]),
+                        "names": list(dataset["class_names"]),
+                        "palette": [list(map(int, c)) for c in dataset["palette"]],
+                        "ignore_index": int(dataset["ignore_index"])},
+            "source": {"checkpoint": str(self.checkpoint_path),
+                       "checkpoint_sha256": file_sha256(self.checkpoint_path),
+                       "arch": dict(self.model.arch), "dataset": dataset.get("spec")},
+            "calibration": calibration.source if calibration else None,
+        }
+
+    def _write_contract(self, candidate: Candidate, entry: dict, held_out: ImageSet) -> None:
+        s = self.s
+        contract = {
+            "schema_version": contracts.SCHEMA_VERSION,
+            "artifact": {"file": candidate.path.name, "target": candidate.target,
+                         "precision": candidate.precision,
+                         "size_bytes": size_bytes(candidate.path),
+                         "sha256": artifact_sha256(candidate.path)},
+            "input": candidate.io["input_spec"],
+            "output": candidate.io["output_spec"],
+            "classes": self.common["classes"],
+            "source": self.common["source"],
+            "export": {"input_size": list(self.size), "fold_normalization": s.fold_normalization,
+                       "fold_argmax": s.fold_argmax,
+                       "calibration": self.common["calibration"] if candidate.calibrated else None,
+                       "tools": tool_versions(),
+                       "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                       "onnx_opset": s.opset if candidate.target != "coreml" else None,
+                       "quantization": "per-channel PTQ" if candidate.calibrated else None,
+                       "coreml_input": s.coreml_input if candidate.target == "coreml" else None},
+            "parity": {"reference": "pytorch-fp32", "images": entry["images"],
+                       "held_out": held_out.source,
+                       **{k: entry[k] for k in ("agreement", "max_abs_err", "miou_artifact",
+                                                "miou_reference", "miou_drop", "latency_ms",
+                                                "threads", "passed", "skipped")},
+                       "thresholds": s.thresholds.get(entry["precision_class"], {})},
+        }
+        contracts.write_contract(candidate.path, contract)
+
+
+def _summary(entry: dict) -> str:
+    status = "ok" if entry["passed"] else "FAILED (" + "; ".join(entry["failures"]) + ")"
+    if entry["skipped"]:
+        status += " [numeric parity skipped: not macOS]"
+    agreement = "-" if entry["agreement"] is None else f"{entry['agreement']:.4f}"
+    return (f"{entry['file']}: agreement {agreement}, {entry['size_mb']:.2f} MB, "
+            f"{status}")

@@ -1,0 +1,133 @@
+"""ONNX -> TFLite through onnx2tf: fp32, fp16, dynamic-range int8, full-integer int8, int16x8.
+
+onnx2tf runs in a child process (`python -m conversion.tflite_export ...`): it imports
+TensorFlow, which must not share a process with coremltools/triton (../shared/NOTES.md), and
+its logs go to a file instead of the user's terminal. The child is made offline-safe:
+  - onnx2tf downloads `calibration_image_sample_data_20x128x128x3_float32.npy` for its own
+    test inference unless that file is in the working directory: we write it from the real
+    calibration images;
+  - full-integer calibration uses our N images (custom_input_op_name_np_data_path), never
+    onnx2tf's MS-COCO sample;
+  - onnx2tf calls the `onnxsim` executable and silently skips simplification when it is not
+    on PATH: the venv's bin directory is put on PATH, and the log says if it is still missing;
+  - any other attempt to reach the network raises instead of hanging.
+The TFLite input is NHWC (onnx2tf transposes the graph).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from training.presets import MEAN, STD
+
+SAMPLE_FILE = "calibration_image_sample_data_20x128x128x3_float32.npy"
+# onnx2tf's file suffix -> our precision name.
+VARIANTS = {"float32": "fp32", "float16": "fp16", "dynamic_range_quant": "dynamic-int8",
+            "full_integer_quant": "int8", "full_integer_quant_with_int16_act": "int16x8"}
+
+
+class ConversionError(RuntimeError):
+    """A converter failed; the message carries the end of its log."""
+
+
+def _log_tail(log: Path, lines: int = 15) -> str:
+    try:
+        text = log.read_text(errors="replace").splitlines()
+    except OSError:
+        return "(no log)"
+    useful = [line for line in text if line.strip() and "TensorSpec" not in line]
+    return "\n".join(useful[-lines:])
+
+
+def convert_to_tflite(onnx_path: Path, work_dir: Path, calibration: np.ndarray, *,
+                      fold_normalization: bool, timeout_s: float = 3600) -> dict[str, Path]:
+    """Every TFLite variant of `onnx_path`, calibrated on uint8 NHWC `calibration` frames.
+
+    Returns {precision: path} for the variants onnx2tf produced (see VARIANTS).
+    """
+    work_dir = Path(work_dir)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    calib_path = work_dir / "calibration.npy"
+    np.save(calib_path, calibration.astype(np.float32) / 255.0)  # onnx2tf wants 0..1
+    out_dir, log = work_dir / "tflite", work_dir / "onnx2tf.log"
+    command = [sys.executable, "-m", "conversion.tflite_export", "--onnx", str(onnx_path),
+               "--calib", str(calib_path), "--out", str(out_dir)]
+    if fold_normalization:
+        command.append("--fold-normalization")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [
+        str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH")])))
+    with open(log, "w") as stream:
+        try:
+            done = subprocess.run(command, cwd=work_dir, stdout=stream, stderr=subprocess.STDOUT,
+                                  env=env, timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            raise ConversionError(f"onnx2tf did not finish in {timeout_s:.0f} s; log: {log}") \
+                from None
+    produced = {}
+    stem = Path(onnx_path).stem
+    for suffix, precision in VARIANTS.items():
+        path = out_dir / f"{stem}_{suffix}.tflite"
+        if path.is_file():
+            produced[precision] = path
+    if done.returncode != 0 or "fp32" not in produced:
+        raise ConversionError(f"onnx2tf failed (exit {done.returncode}); end of {log}:\n"
+                              f"{_log_tail(log)}")
+    return produced
+
+
+# ---- the child process -------------------------------------------------------------------
+
+def _no_network(*args, **kwargs):
+    raise ConnectionError("conversion.tflite_export is offline-only: onnx2tf tried to download "
+                          f"{args[0] if args else 'something'}")
+
+
+def _write_sample_file(calibration: np.ndarray) -> None:
+    """onnx2tf's own 20x128x128x3 test sample, made from our real calibration frames."""
+    import tensorflow as tf
+    frames = calibration[np.arange(20) % len(calibration)]
+    resized = tf.image.resize(frames, (128, 128)).numpy().astype(np.float32)
+    np.save(SAMPLE_FILE, np.clip(resized, 0.0, 1.0))
+
+
+def _child(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="onnx2tf in a clean process (internal)")
+    parser.add_argument("--onnx", required=True)
+    parser.add_argument("--calib", required=True, help=".npy float32 NHWC frames in 0..1")
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--fold-normalization", action="store_true")
+    args = parser.parse_args(argv)
+
+    bin_dir = os.path.dirname(sys.executable)
+    os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
+    simplify = shutil.which("onnxsim") is not None
+    print(json.dumps({"onnxsim_on_path": simplify, "cwd": os.getcwd()}), flush=True)
+
+    import requests
+    requests.get = requests.post = _no_network  # onnx2tf imports the module, not the names
+    import onnx2tf
+
+    calibration = np.load(args.calib)
+    _write_sample_file(calibration)
+    if args.fold_normalization:
+        # The model normalises itself: feed it pixel values 0..255 ((x - 0) / (1/255)).
+        mean, std, input_dtype = [[[[0.0, 0.0, 0.0]]]], [[[[1 / 255] * 3]]], "uint8"
+    else:
+        mean, std, input_dtype = [[[list(MEAN)]]], [[[list(STD)]]], "int8"
+    onnx2tf.convert(
+        input_onnx_file_path=args.onnx, output_folder_path=args.out,
+        output_dynamic_range_quantized_tflite=True, output_integer_quantized_tflite=True,
+        custom_input_op_name_np_data_path=[["image", args.calib, mean, std]],
+        input_quant_dtype=input_dtype, output_quant_dtype="int8", quant_type="per-channel",
+        not_use_onnxsim=not simplify, non_verbose=True)
+
+
+if __name__ == "__main__":
+    _child()
