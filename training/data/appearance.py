@@ -35,8 +35,8 @@ def _texture_and_light(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """uint8 render to float image in [0, 1] with shared texture, exposure and cast shadows."""
     height, width, _ = rgb.shape
     light = smooth_noise(rng, height, width, (4, 8))
-    light *= rng.uniform(0.05, 0.2)
-    light += rng.uniform(0.04, 0.14) * smooth_noise(rng, height, width, (40, 80))
+    light *= rng.uniform(0.03, 0.12)
+    light += rng.uniform(0.02, 0.08) * smooth_noise(rng, height, width, (40, 80))
     light += 1 + np.linspace(-1, 1, width, dtype=np.float32)[None, :] * rng.uniform(-0.25, 0.25)
     shadows = []
     for _ in range(int(rng.integers(0, 3))):  # cast shadows cross class borders, like real ones
@@ -125,7 +125,7 @@ def apply_appearance(scene: RenderedScene, rng: np.random.Generator, condition: 
     if condition != "clear":
         img = _WEATHER[condition](img, scene, rng)
     height, width, _ = img.shape
-    grain = rng.uniform(0.01, 0.035) * (2.0 if condition == "night" else 1.0)
+    grain = rng.uniform(0.005, 0.025) * (2.0 if condition == "night" else 1.0)
     img += grain * rng.standard_normal((height, width, 1), dtype=np.float32)
     np.clip(img, 0.0, 1.0, out=img)
     img *= 255.0

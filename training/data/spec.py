@@ -98,16 +98,16 @@ def _synthetic_spec(text: str, options_text: str) -> DatasetSpec:
 
 
 def _files_spec(kind: str, text: str, root: Path) -> DatasetSpec:
-    require = real.require_dir(root, f"{kind} dataset root")
+    real.require_dir(root, f"{kind} dataset root")
     if kind == "cityscapes":
-        names, palette, splits = CITYSCAPES_CLASSES, CITYSCAPES_PALETTE, real.cityscapes_splits(require)
+        names, palette, splits = CITYSCAPES_CLASSES, CITYSCAPES_PALETTE, real.cityscapes_splits(root)
         find, decoder = real.cityscapes_pairs, real.CityscapesMaskDecoder()
     elif kind == "camvid":
-        names, palette, splits = CAMVID_CLASSES, CAMVID_PALETTE, real.camvid_splits(require)
+        names, palette, splits = CAMVID_CLASSES, CAMVID_PALETTE, real.camvid_splits(root)
         find, decoder = real.camvid_pairs, real.camvid_decoder()
     else:
-        classes = real.read_folder_classes(require)
-        names, palette, splits = classes.names, classes.palette, real.folder_splits(require)
+        classes = real.read_folder_classes(root)
+        names, palette, splits = classes.names, classes.palette, real.folder_splits(root)
         find, decoder = real.folder_pairs, classes.decoder()
 
     def build(split: str, transform: Callable | None) -> Dataset:

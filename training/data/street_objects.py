@@ -3,38 +3,20 @@
 Each function draws one instance, in metres, at lateral position x and depth z. Colours are
 drawn per instance from wide ranges (a car may be any colour, a sign's face too), so a model
 has to use shape and context; only the parts' layout is class-specific.
+
+Street furniture is oversized (poles, signs and signals about 1.5x their real size): at the
+quickstart's 128x256 a real 12 cm pole is one or two pixels wide, finer than a DeepLab head at
+output stride 16 can resolve at all, and a class nobody can learn only adds noise to mIoU.
 """
 
 from __future__ import annotations
 
-import colorsys
-
 import numpy as np
 
 from training.data.labels import CITYSCAPES_ID as ID
+from training.data.materials import (any_color, dark_rubber, foliage_color, glass_color, hsv, metal_color,
+                                     sign_color)
 from training.data.street_geometry import Color, Light, WorldPen, shade
-
-
-def hsv(h: float, s: float, v: float) -> Color:
-    r, g, b = colorsys.hsv_to_rgb(h % 1.0, s, v)
-    return (int(r * 255), int(g * 255), int(b * 255))
-
-
-def any_color(rng: np.random.Generator) -> Color:
-    """Half neutral (white, black, greys), half any hue: the paint of cars or clothes."""
-    if rng.random() < 0.5:
-        level = rng.uniform(0.08, 0.92)
-        return hsv(rng.random(), rng.uniform(0, 0.08), level)
-    return hsv(rng.random(), rng.uniform(0.35, 0.95), rng.uniform(0.25, 0.95))
-
-
-def glass_color(rng: np.random.Generator) -> Color:
-    return hsv(rng.uniform(0.5, 0.7), rng.uniform(0.1, 0.4), rng.uniform(0.12, 0.45))
-
-
-def dark_rubber(rng: np.random.Generator) -> Color:
-    level = int(rng.integers(18, 50))
-    return (level, level, level)
 
 
 def _wheels_on_side(pen: WorldPen, x0: float, x1: float, z_centres: list[float], radius: float, color: Color,
@@ -165,19 +147,19 @@ def draw_bicycle(pen: WorldPen, rng: np.random.Generator, x: float, z: float, wi
 
 
 def draw_streetlight(pen: WorldPen, rng: np.random.Generator, x: float, z: float, toward_road: float) -> None:
-    cls, metal = ID["pole"], hsv(rng.random(), rng.uniform(0, 0.3), rng.uniform(0.15, 0.6))
-    height, width = rng.uniform(6.0, 9.0), rng.uniform(0.14, 0.24)
+    cls, metal = ID["pole"], metal_color(rng)
+    height, width = rng.uniform(6.0, 9.0), rng.uniform(0.25, 0.4)
     pen.quad_at_depth(x - width / 2, x + width / 2, 0.0, height, z, cls, metal)
     reach = toward_road * rng.uniform(0.8, 2.5)
-    pen.segment((0.0, height - 0.1), (reach, height + 0.25), x, z, 0.1, cls, metal)
-    pen.quad_at_depth(x + reach - 0.35, x + reach + 0.35, height + 0.05, height + 0.3, z, cls, shade(metal, 0.8))
+    pen.segment((0.0, height - 0.1), (reach, height + 0.25), x, z, 0.18, cls, metal)
+    pen.quad_at_depth(x + reach - 0.45, x + reach + 0.45, height + 0.05, height + 0.4, z, cls, shade(metal, 0.8))
     u, v = pen.camera.project(x + reach, height, z)
     pen.canvas.lights.append(Light(u, v, 2.0 * pen.camera.pixels_per_metre(z), (255, 225, 170)))
 
 
 def _sign_face(pen: WorldPen, rng: np.random.Generator, x: float, y: float, z: float) -> None:
-    cls, size = ID["traffic sign"], rng.uniform(0.55, 0.85)
-    face, rim = any_color(rng), any_color(rng)
+    cls, size = ID["traffic sign"], rng.uniform(0.8, 1.2)
+    face, rim = sign_color(rng), sign_color(rng)
     shape = rng.integers(4)
     for scale, color in ((1.0, rim), (0.72, face)):
         s = size * scale / 2
@@ -192,37 +174,32 @@ def _sign_face(pen: WorldPen, rng: np.random.Generator, x: float, y: float, z: f
 
 
 def draw_sign_post(pen: WorldPen, rng: np.random.Generator, x: float, z: float) -> None:
-    height, width = rng.uniform(2.3, 3.2), rng.uniform(0.07, 0.12)
-    pen.quad_at_depth(x - width / 2, x + width / 2, 0.0, height, z, ID["pole"], any_color(rng))
+    height, width = rng.uniform(2.4, 3.4), rng.uniform(0.15, 0.25)
+    pen.quad_at_depth(x - width / 2, x + width / 2, 0.0, height, z, ID["pole"], metal_color(rng))
     _sign_face(pen, rng, x, height, z)
     if rng.random() < 0.35:  # a second plate below the first
-        _sign_face(pen, rng, x, height - 0.75, z)
+        _sign_face(pen, rng, x, height - 1.1, z)
 
 
 def draw_traffic_light(pen: WorldPen, rng: np.random.Generator, x: float, z: float, toward_road: float) -> None:
-    cls, metal = ID["traffic light"], hsv(rng.random(), rng.uniform(0, 0.3), rng.uniform(0.1, 0.5))
-    height = rng.uniform(2.8, 4.2)
-    pen.quad_at_depth(x - 0.07, x + 0.07, 0.0, height, z, ID["pole"], metal)
+    cls, metal = ID["traffic light"], metal_color(rng)
+    height = rng.uniform(3.2, 4.5)
+    pen.quad_at_depth(x - 0.11, x + 0.11, 0.0, height, z, ID["pole"], metal)
     box_x = x
     if rng.random() < 0.4:  # a mast arm that holds the signal over the road
         box_x = x + toward_road * rng.uniform(2.0, 4.0)
-        pen.segment((0.0, height), (box_x - x, height), x, z, 0.12, ID["pole"], metal)
+        pen.segment((0.0, height), (box_x - x, height), x, z, 0.2, ID["pole"], metal)
         height -= 0.1
-    housing = any_color(rng) if rng.random() < 0.3 else dark_rubber(rng)
-    pen.quad_at_depth(box_x - 0.17, box_x + 0.17, height - 0.95, height, z, cls, housing)
+    housing = hsv(0.14, 0.9, 0.85) if rng.random() < 0.2 else dark_rubber(rng)  # black, or yellow
+    pen.quad_at_depth(box_x - 0.27, box_x + 0.27, height - 1.4, height, z, cls, housing)
     lit = rng.integers(3)
     for i, lamp in enumerate(((230, 40, 30), (240, 170, 20), (40, 220, 90))):
-        y = height - 0.2 - 0.28 * i
+        y = height - 0.27 - 0.43 * i
         color = lamp if i == lit else shade(lamp, 0.25)
-        pen.disc(box_x, y, z, 0.1, 0.1, cls, color)
+        pen.disc(box_x, y, z, 0.16, 0.16, cls, color)
         if i == lit:
             u, v = pen.camera.project(box_x, y, z)
             pen.canvas.lights.append(Light(u, v, 0.6 * pen.camera.pixels_per_metre(z), lamp))
-
-
-def foliage_color(rng: np.random.Generator) -> Color:
-    """Mostly greens, sometimes autumn colours: terrain and hedges share this range."""
-    return hsv(rng.uniform(0.08, 0.4), rng.uniform(0.3, 0.85), rng.uniform(0.2, 0.7))
 
 
 def draw_tree(pen: WorldPen, rng: np.random.Generator, x: float, z: float) -> None:

@@ -14,13 +14,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from training.data import materials as paint
 from training.data import street_objects as things
 from training.data.labels import CITYSCAPES_ID as ID
 from training.data.street_geometry import SKY_DEPTH, Camera, Canvas, Color, WorldPen, shade
 from training.presets import IGNORE_INDEX
 
 FAR = 250.0  # metres: facades end here; the skyline stands behind
-OBJECTS_FAR = 80.0  # metres: nothing small is placed further away
+OBJECTS_FAR = 60.0  # metres: nothing small is placed further away
 
 
 @dataclass
@@ -51,11 +52,6 @@ class RenderedScene:
     canvas: Canvas  # keeps the lights and lit windows for night scenes
 
 
-def _surface_color(rng: np.random.Generator) -> Color:
-    """Asphalt, concrete, paving: road and sidewalk draw from the same greyish range."""
-    return things.hsv(rng.uniform(0.0, 1.0), rng.uniform(0.0, 0.18), rng.uniform(0.25, 0.7))
-
-
 @dataclass
 class Street:
     bands: list[Band]
@@ -75,13 +71,13 @@ def _side(rng: np.random.Generator, sign: int, edge: float) -> tuple[list[Band],
     x = edge
     if rng.random() < 0.3:  # a grass verge between the road and the sidewalk
         width = rng.uniform(0.8, 2.5)
-        strip(x, x + width, ID["terrain"], things.foliage_color(rng))
+        strip(x, x + width, ID["terrain"], paint.grass_color(rng))
         x += width
-    walk_color, kerb = _surface_color(rng), rng.uniform(0.12, 0.3)
+    walk_color, kerb = paint.paving_color(rng), rng.uniform(0.12, 0.3)
     strip(x, x + kerb, ID["sidewalk"], shade(walk_color, rng.uniform(0.6, 1.4)))
     walk = (x + kerb, x + kerb + rng.uniform(1.5, 4.5))
     strip(*walk, ID["sidewalk"], walk_color, rng.choice([0.0, rng.uniform(0.3, 0.8)]))
-    strip(walk[1], 1e4, ID["terrain"], things.foliage_color(rng))
+    strip(walk[1], 1e4, ID["terrain"], paint.grass_color(rng))
     yard = rng.choice([0.0, rng.uniform(0.5, 4.0)])
     facade = walk[1] + yard if rng.random() < 0.75 else None
     barrier = None
@@ -94,7 +90,7 @@ def _layout(rng: np.random.Generator) -> Street:
     lanes, lane_w = int(rng.integers(2, 5)), rng.uniform(2.8, 3.6)
     ego_lane = int(rng.integers(lanes // 2, lanes))  # traffic keeps right; lanes left of centre come at us
     left_edge, right_edge = (ego_lane + 0.5) * lane_w, (lanes - ego_lane - 0.5) * lane_w
-    bands = [Band(-left_edge, right_edge, ID["road"], _surface_color(rng), rng.choice([0.0, 0.0, 0.0, 0.25]))]
+    bands = [Band(-left_edge, right_edge, ID["road"], paint.asphalt_color(rng), rng.choice([0.0, 0.0, 0.0, 0.25]))]
     sides = []
     for sign, edge in ((-1, left_edge), (1, right_edge)):
         side_bands, side = _side(rng, sign, edge)
@@ -106,8 +102,8 @@ def _layout(rng: np.random.Generator) -> Street:
 
 
 def _paint_sky(rgb: np.ndarray, rng: np.random.Generator, horizon_row: int) -> None:
-    top = np.array(things.hsv(rng.uniform(0.5, 0.7), rng.uniform(0.0, 0.7), rng.uniform(0.45, 0.95)), np.float32)
-    low = np.array(things.hsv(rng.uniform(0.0, 0.7), rng.uniform(0.0, 0.3), rng.uniform(0.6, 1.0)), np.float32)
+    top = np.array(paint.hsv(rng.uniform(0.5, 0.7), rng.uniform(0.0, 0.7), rng.uniform(0.45, 0.95)), np.float32)
+    low = np.array(paint.hsv(rng.uniform(0.0, 0.7), rng.uniform(0.0, 0.3), rng.uniform(0.6, 1.0)), np.float32)
     t = np.linspace(0.0, 1.0, max(horizon_row, 1), dtype=np.float32)[:, None, None]
     rgb[:horizon_row] = (top * (1 - t) + low * t).astype(np.uint8)
 
@@ -130,18 +126,18 @@ def _paint_ground(rgb, label, depth, cam: Camera, rng, street: Street) -> None:
             on[on] = joint
             colors[on] = colors[on] // 4 * 3
     road = classes == ID["road"]
-    paint = np.array(things.hsv(rng.uniform(0.1, 0.17), rng.uniform(0.0, 0.7), rng.uniform(0.75, 1.0)), np.uint8)
+    marking = np.array(paint.hsv(rng.uniform(0.1, 0.17), rng.uniform(0.0, 0.7), rng.uniform(0.75, 1.0)), np.uint8)
     phase, period = rng.uniform(0, 12), rng.uniform(8, 14)
     for line_x, solid in street.lane_lines:
         dashes = np.ones_like(z, bool) if solid else (z + phase) % period < 0.4 * period
-        colors[road & (np.abs(x - line_x) < 0.08) & dashes] = paint
+        colors[road & (np.abs(x - line_x) < 0.08) & dashes] = marking
     if rng.random() < 0.35:  # a zebra crossing
         z0 = rng.uniform(8, 30)
         rows = np.flatnonzero((z[:, 0] > z0) & (z[:, 0] < z0 + rng.uniform(3, 5)))
         if rows.size:
             band = slice(rows[0], rows[-1] + 1)
             stripes = road[band] & ((x[band] + phase) % 1.0 < 0.5)
-            colors[band][stripes] = paint
+            colors[band][stripes] = marking
     rgb[first:] = colors
     label[first:] = classes
     depth[first:] = z
@@ -161,7 +157,7 @@ def _draw_facades(pen: WorldPen, rng, side: Side) -> None:
         z += length
     for z0, z1, top in reversed(segments):  # far to near: nearer fronts cover farther walls
         rng = child_rng(rng)  # windows stop at sub-pixel size; keep the parent stream resolution-free
-        wall = things.hsv(rng.random(), rng.uniform(0.0, 0.45), rng.uniform(0.25, 0.85))
+        wall = paint.facade_color(rng)
         depth = rng.uniform(8, 20)
         pen.polygon([(x, 0, z0), (x + side.sign * depth, 0, z0), (x + side.sign * depth, top, z0), (x, top, z0)],
                     ID["building"], shade(wall, 0.8), z0)
@@ -172,7 +168,7 @@ def _draw_facades(pen: WorldPen, rng, side: Side) -> None:
 def _draw_windows(pen: WorldPen, rng, x: float, z0: float, z1: float, top: float) -> None:
     floor, bay = rng.uniform(2.8, 4.0), rng.uniform(1.8, 4.0)
     win_h, win_w = floor * rng.uniform(0.35, 0.65), bay * rng.uniform(0.3, 0.7)
-    glass = things.glass_color(rng)
+    glass = paint.glass_color(rng)
     focal = pen.camera.focal
     for zc in np.arange(z0 + bay / 2, z1 - bay / 2, bay):
         if focal * abs(x) * (1 / (zc - win_w / 2) - 1 / (zc + win_w / 2)) < 1.5:
@@ -191,27 +187,28 @@ def _draw_skyline(canvas: Canvas, cam: Camera, rng) -> None:
     while u < width:
         w = width * rng.uniform(0.02, 0.1)
         rise = cam.focal * rng.uniform(0.0, 0.12)
-        hazy = things.hsv(rng.random(), rng.uniform(0.0, 0.25), rng.uniform(0.35, 0.75))  # distance mutes colour
+        hazy = paint.hsv(rng.random(), rng.uniform(0.0, 0.25), rng.uniform(0.35, 0.75))  # distance mutes colour
         if rng.random() < 0.5:
             canvas.polygon([(u, cam.horizon + 1), (u + w, cam.horizon + 1), (u + w, cam.horizon - rise),
                             (u, cam.horizon - rise)], ID["building"], hazy, FAR * 1.2)
         else:
             canvas.ellipse((u, cam.horizon - rise, u + w, cam.horizon + rise * 0.3 + 1), ID["vegetation"],
-                           things.foliage_color(rng), FAR * 1.2)
+                           paint.foliage_color(rng), FAR * 1.2)
         u += w * rng.uniform(0.6, 1.0)
 
 
 def _draw_barrier(pen: WorldPen, rng, side: Side) -> None:
     x, height = side.sign * side.sidewalk[1], rng.uniform(0.7, 2.0)
-    color, z0, z1 = things.any_color(rng), rng.uniform(2, 15), rng.uniform(30, 120)
+    color = paint.concrete_color(rng) if side.yard_barrier == ID["wall"] else paint.metal_color(rng)
+    z0, z1 = rng.uniform(2, 15), rng.uniform(30, 120)
     if side.yard_barrier == ID["wall"]:
         pen.polygon([(x, 0, z0), (x, 0, z1), (x, height, z1), (x, height, z0)], ID["wall"], color, z0)
         return
-    spacing = rng.uniform(1.5, 3.0)
-    for rail in (0.25 * height, 0.9 * height):
-        pen.polygon([(x, rail, z0), (x, rail, z1), (x, rail + 0.08, z1), (x, rail + 0.08, z0)], ID["fence"], color, z0)
-    for z in np.arange(z1, z0, -spacing):
-        pen.polygon([(x, 0, z), (x, 0, z + 0.12), (x, height, z + 0.12), (x, height, z)], ID["fence"], color, z)
+    # A board or mesh fence: a solid panel (gaps are finer than a pixel at our sizes), with posts.
+    pen.polygon([(x, 0.05, z0), (x, 0.05, z1), (x, height, z1), (x, height, z0)], ID["fence"], color, z0)
+    post = shade(color, rng.uniform(0.5, 0.8))
+    for z in np.arange(z1, z0, -rng.uniform(2.0, 3.5)):
+        pen.polygon([(x, 0, z), (x, 0, z + 0.15), (x, height + 0.1, z + 0.15), (x, height + 0.1, z)], ID["fence"], post, z)
 
 
 def child_rng(rng: np.random.Generator) -> np.random.Generator:
@@ -248,12 +245,12 @@ def _place_things(rng, street: Street) -> list[Placement]:
         if rng.random() < 0.6:
             for z in np.arange(rng.uniform(3, 10), OBJECTS_FAR, rng.uniform(6, 15)):
                 put(things.draw_tree, side.sign * rng.uniform(near + 0.5, far + 0.3), z)
-        for z in rng.uniform(4, 50, size=rng.integers(0, 3)):
+        for z in rng.uniform(4, 30, size=rng.integers(0, 3)):
             put(things.draw_sign_post, side.sign * (near + rng.uniform(0.2, 0.7)), z)
         if rng.random() < 0.4:
-            z = rng.uniform(8, 40)
+            z = rng.uniform(6, 30)
             put(things.draw_traffic_light, side.sign * (near + 0.3), z, toward)
-        for z in rng.uniform(3, 45, size=rng.integers(0, 7)):
+        for z in rng.uniform(3, 30, size=rng.integers(0, 7)):
             put(things.draw_person, side.sign * rng.uniform(near + 0.3, far - 0.2), z)
         for z in rng.uniform(4, 30, size=rng.integers(0, 2)):
             put(things.draw_bicycle, side.sign * rng.uniform(near + 0.4, far - 0.3), z, False)
@@ -267,7 +264,7 @@ def _place_things(rng, street: Street) -> list[Placement]:
         while z < OBJECTS_FAR:
             kind = rng.choice([things.draw_car, things.draw_truck, things.draw_bus], p=[0.74, 0.13, 0.13])
             put(kind, lane_x + rng.normal(0, 0.2), z, facing)
-            z += rng.uniform(9, 35)
+            z += rng.uniform(12, 40)
     return placed
 
 
@@ -276,7 +273,7 @@ def _draw_ego_hood(canvas: Canvas, rng) -> None:
     width, height = canvas.size
     top = height * rng.uniform(0.88, 0.95)
     arc = [(u, top + (height - top) * 0.6 * (2 * u / width - 1) ** 2) for u in np.linspace(0, width, 16)]
-    canvas.polygon(arc + [(width, height), (0, height)], IGNORE_INDEX, things.any_color(rng), 1.0)
+    canvas.polygon(arc + [(width, height), (0, height)], IGNORE_INDEX, paint.any_color(rng), 1.0)
 
 
 def render_street_scene(rng: np.random.Generator, height: int, width: int) -> RenderedScene:

@@ -69,8 +69,13 @@ class JointTransform:
     def __call__(self, image: torch.Tensor, mask: torch.Tensor, *extras: torch.Tensor) -> tuple:
         image = image if isinstance(image, tv_tensors.Image) else tv_tensors.Image(image)
         mask = mask if isinstance(mask, tv_tensors.Mask) else tv_tensors.Mask(mask)
-        extras = tuple(e if isinstance(e, tv_tensors.TVTensor) else DenseTarget(e) for e in extras)
+        extras = tuple(e if isinstance(e, tv_tensors.TVTensor) else self.wrap_extra(e) for e in extras)
         return tuple(self.pipeline(image, mask, *extras))
+
+    @staticmethod
+    def wrap_extra(tensor: torch.Tensor) -> DenseTarget:
+        """Mark a per-pixel float tensor (e.g. C x H x W logits) to follow the geometry."""
+        return DenseTarget(tensor)
 
     def __repr__(self) -> str:
         return f"JointTransform({self.pipeline})"
