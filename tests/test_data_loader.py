@@ -32,6 +32,14 @@ def test_workers_are_seeded_deterministically():
     assert same(a, b)
 
 
+def test_workers_fill_one_shared_cache():
+    dataset = parse_dataset_spec(SPEC).build("train")
+    loader = build_loader(dataset, batch_size=2, shuffle=False, workers=2, seed=0)
+    first = [masks for _, masks in loader]
+    assert dataset.cached == len(dataset)  # written by the workers, visible here
+    assert all(torch.equal(a, b) for a, b in zip(first, [masks for _, masks in loader]))
+
+
 def test_distributed_sampler_shards(tmp_path):
     dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'rendezvous'}", rank=0, world_size=1)
     try:

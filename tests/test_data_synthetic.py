@@ -89,6 +89,19 @@ def test_spec_builds_tv_tensor_items():
         dataset[4]
 
 
+def test_cache_serves_the_generated_bytes():
+    dataset = parse_dataset_spec("synthetic:size=32x64,train=3,val=0,test=0,seed=4").build("train")
+    first = [dataset[i] for i in range(3)]
+    assert dataset.cached == 3
+    image, mask = generate_scene(4, "train", 1, (32, 64))
+    for item in (first[1], dataset[1]):  # generated, then served from the cache
+        assert item[0].permute(1, 2, 0).numpy().tobytes() == image.tobytes()
+        assert item[1].numpy().astype(np.uint8).tobytes() == mask.tobytes()
+    dataset[1][0].zero_()  # callers may write to items without corrupting the cache
+    assert dataset[1][0].permute(1, 2, 0).numpy().tobytes() == image.tobytes()
+    assert parse_dataset_spec("synthetic:size=32x64,train=2,cache=0").build("train").cached == 0
+
+
 def test_spec_defaults():
     spec = parse_dataset_spec("synthetic")
     assert spec.splits == ("train", "val", "test")
@@ -105,6 +118,7 @@ def test_spec_defaults():
     ("synthetic:condition=hail", "unknown condition 'hail'"),
     ("synthetic:condition=fog+", "unknown condition ''"),
     ("synthetic:train", "key=value"),
+    ("synthetic:cache=yes", "cache must be 0 or 1"),
     ("kitti:/data", "unknown dataset 'kitti:/data'"),
     ("cityscapes", "needs a root folder"),
 ])

@@ -1,6 +1,6 @@
 """One description of a dataset, from one string: what every stage reads data through.
 
-    synthetic[:size=HxW,train=N,val=N,test=N,seed=S,condition=clear|rain|fog|snow|night[+...]]
+    synthetic[:size=HxW,train=N,val=N,test=N,seed=S,condition=clear|rain|fog|snow|night[+...],cache=0|1]
     cityscapes:ROOT      official leftImg8bit/ + gtFine/ layout
     camvid:ROOT          SegNet release: train.txt, val.txt (test.txt) of "image annotation" lines
     folder:ROOT          images/ + masks/ (+ classes.yaml|json), or {split}/images + {split}/masks
@@ -75,13 +75,17 @@ def parse_synthetic_options(text: str) -> SyntheticOptions:
         if not sep or not value:
             raise DataError(f"synthetic option {item!r} must look like key=value")
         if key not in known:
-            raise DataError(f"unknown synthetic option {key!r}; known: size, train, val, test, seed, condition")
+            raise DataError(f"unknown synthetic option {key!r}; known: size, train, val, test, seed, condition, cache")
         if key in values:
             raise DataError(f"synthetic option {key!r} is given twice")
         if key == "size":
             values[key] = _parse_size(value)
         elif key == "conditions":
             values[key] = tuple(c.strip().lower() for c in value.split("+"))
+        elif key == "cache":
+            if value not in ("0", "1"):
+                raise DataError(f"synthetic option cache must be 0 or 1, got {value!r}")
+            values[key] = value == "1"
         else:
             values[key] = _parse_int(key, value)
     try:
