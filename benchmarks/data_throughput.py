@@ -1,6 +1,6 @@
 """Data throughput: is loading fast enough not to limit training?
 
-    python -m benchmarks.data_throughput [--images 40] [--batches 20] [--out benchmarks/results/data_throughput.json]
+    python -m benchmarks.data_throughput [--images 40] [--batches 20] [--out FILE.json]
 
 Measures, at 512x1024:
   - synthetic generation rate on one core (images/s), per weather condition;
@@ -38,7 +38,9 @@ def generation_rate(count: int, size=SIZE, condition: str = "clear") -> float:
 
 
 def loader_rate(dataset, batches: int, batch_size: int = 4, workers: int = 2) -> float:
-    loader = build_loader(dataset, batch_size=batch_size, shuffle=True, workers=workers, seed=0, drop_last=True)
+    loader = build_loader(
+        dataset, batch_size=batch_size, shuffle=True, workers=workers, seed=0, drop_last=True
+    )
     iterator = iter(loader)
     next(iterator)  # worker start-up is not throughput
     start, seen = time.perf_counter(), 0
@@ -50,14 +52,21 @@ def loader_rate(dataset, batches: int, batch_size: int = 4, workers: int = 2) ->
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=40, help="images per generation measurement")
-    parser.add_argument("--batches", type=int, default=20, help="batches of 4 per loader measurement")
+    parser.add_argument(
+        "--batches", type=int, default=20, help="batches of 4 per loader measurement"
+    )
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/data_throughput.json"))
     args = parser.parse_args()
     torch.set_num_threads(1)  # "on one core": generation is numpy/PIL, augmentation torch
 
-    results: dict = {"size": list(SIZE), "cpu_count": os.cpu_count(), "machine": platform.processor() or platform.machine(),
-                     "torch": torch.__version__, "load_average_at_start": round(os.getloadavg()[0], 2),
-                     "generation_images_per_s_one_core": {}}
+    results: dict = {
+        "size": list(SIZE),
+        "cpu_count": os.cpu_count(),
+        "machine": platform.processor() or platform.machine(),
+        "torch": torch.__version__,
+        "load_average_at_start": round(os.getloadavg()[0], 2),
+        "generation_images_per_s_one_core": {},
+    }
     for condition in CONDITIONS:
         rate = generation_rate(args.images, condition=condition)
         results["generation_images_per_s_one_core"][condition] = round(rate, 2)
@@ -67,8 +76,12 @@ def main() -> None:
     print(f"generation 128x256  clear: {rate:6.1f} images/s (one core)")
 
     transform = train_transforms(SIZE)
-    on_the_fly = parse_dataset_spec("synthetic:size=512x1024,train=400,cache=0").build("train", transform)
-    cached = parse_dataset_spec("synthetic:size=512x1024,train=16,cache=1").build("train", transform)
+    on_the_fly = parse_dataset_spec("synthetic:size=512x1024,train=400,cache=0").build(
+        "train", transform
+    )
+    cached = parse_dataset_spec("synthetic:size=512x1024,train=16,cache=1").build(
+        "train", transform
+    )
     for index in range(len(cached)):  # fill the cache: later epochs only augment
         cached[index]
     loaders = {"synthetic_on_the_fly": on_the_fly, "augmentation_only_cached": cached}

@@ -13,11 +13,30 @@ from PIL import Image
 from training.data import DataError, SkipCorruptSamples, parse_dataset_spec
 
 # The repository's sibling ../shared/datasets/camvid (present in CI); CAMVID_ROOT overrides it.
-CAMVID = Path(os.environ.get("CAMVID_ROOT", Path(__file__).resolve().parents[2] / "shared" / "datasets" / "camvid"))
+CAMVID = Path(
+    os.environ.get(
+        "CAMVID_ROOT", Path(__file__).resolve().parents[2] / "shared" / "datasets" / "camvid"
+    )
+)
 
 # Cityscapes label ids and the train ids the official table gives them (255: ignored in training).
-LABEL_TO_TRAIN = {7: 0, 8: 1, 11: 2, 21: 8, 23: 10, 24: 11, 26: 13, 33: 18,
-                  0: 255, 1: 255, 4: 255, 6: 255, 9: 255, 14: 255, 29: 255}
+LABEL_TO_TRAIN = {
+    7: 0,
+    8: 1,
+    11: 2,
+    21: 8,
+    23: 10,
+    24: 11,
+    26: 13,
+    33: 18,
+    0: 255,
+    1: 255,
+    4: 255,
+    6: 255,
+    9: 255,
+    14: 255,
+    29: 255,
+}
 
 
 def write_png(path: Path, array: np.ndarray) -> Path:
@@ -36,11 +55,16 @@ def label_ids_mask() -> np.ndarray:
     return np.tile(ids, (6, 1))
 
 
-def make_cityscapes(root: Path, split="train", city="aachen", frames=2, kind="labelIds", mask=None) -> Path:
+def make_cityscapes(
+    root: Path, split="train", city="aachen", frames=2, kind="labelIds", mask=None
+) -> Path:
     for frame in range(frames):
         stem = f"{city}_000000_{frame:06d}"
         labels = label_ids_mask() if mask is None else mask
-        write_png(root / "leftImg8bit" / split / city / f"{stem}_leftImg8bit.png", rgb(*labels.shape, seed=frame))
+        write_png(
+            root / "leftImg8bit" / split / city / f"{stem}_leftImg8bit.png",
+            rgb(*labels.shape, seed=frame),
+        )
         write_png(root / "gtFine" / split / city / f"{stem}_gtFine_{kind}.png", labels)
     return root
 
@@ -69,7 +93,12 @@ def test_cityscapes_accepts_precomputed_train_ids(tmp_path):
 @pytest.mark.skipif(not CAMVID.is_dir(), reason=f"CamVid development copy not found at {CAMVID}")
 def test_camvid_real_files():
     spec = parse_dataset_spec(f"camvid:{CAMVID}")
-    assert spec.num_classes == 11 and spec.class_names[0] == "sky" and "train" in spec.splits and "val" in spec.splits
+    assert (
+        spec.num_classes == 11
+        and spec.class_names[0] == "sky"
+        and "train" in spec.splits
+        and "val" in spec.splits
+    )
     train, val = spec.build("train"), spec.build("val")
     assert len(train) == 367 and len(val) == 101
     seen = set()
@@ -81,16 +110,27 @@ def test_camvid_real_files():
     assert len(seen - {255}) >= 8
 
 
-def write_folder(root: Path, names=("road", "car", "sky"), colors=((128, 64, 128), (0, 0, 142), (70, 130, 180)),
-                 extra=None, fmt="yaml") -> Path:
-    classes = {"names": list(names), "colors": [list(c) for c in colors], "ignore_index": 255,
-               "ignore_color": [0, 0, 0], **(extra or {})}
+def write_folder(
+    root: Path,
+    names=("road", "car", "sky"),
+    colors=((128, 64, 128), (0, 0, 142), (70, 130, 180)),
+    extra=None,
+    fmt="yaml",
+) -> Path:
+    classes = {
+        "names": list(names),
+        "colors": [list(c) for c in colors],
+        "ignore_index": 255,
+        "ignore_color": [0, 0, 0],
+        **(extra or {}),
+    }
     path = root / f"classes.{fmt}"
     path.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "json":
         path.write_text(json.dumps(classes))
     else:
         import yaml
+
         path.write_text(yaml.safe_dump(classes))
     return root
 
@@ -100,8 +140,12 @@ def test_folder_index_and_colour_masks(tmp_path):
     index_mask = np.array([[0, 1, 2, 255]] * 3, np.uint8)
     colour_mask = np.array([[[128, 64, 128], [0, 0, 142], [70, 130, 180], [0, 0, 0]]] * 3, np.uint8)
     for i in range(10):
-        write_png(tmp_path / "images" / f"frame{i:02d}.jpg" if i == 0 else tmp_path / "images" / f"frame{i:02d}.png",
-                  rgb(3, 4, seed=i))
+        write_png(
+            tmp_path / "images" / f"frame{i:02d}.jpg"
+            if i == 0
+            else tmp_path / "images" / f"frame{i:02d}.png",
+            rgb(3, 4, seed=i),
+        )
         write_png(tmp_path / "masks" / f"frame{i:02d}.png", colour_mask if i % 2 else index_mask)
     spec = parse_dataset_spec(f"folder:{tmp_path}")
     assert spec.class_names == ["road", "car", "sky"] and spec.palette[1] == (0, 0, 142)
@@ -121,6 +165,7 @@ def test_folder_per_split_layout(tmp_path):
 
 
 # ---- bad input: every case names the offending path
+
 
 @pytest.mark.parametrize("kind", ["cityscapes", "camvid", "folder"])
 def test_missing_root(tmp_path, kind):
@@ -154,11 +199,14 @@ def test_image_and_mask_of_different_sizes(tmp_path):
         parse_dataset_spec(f"cityscapes:{tmp_path}").build("train")[0]
 
 
-@pytest.mark.parametrize("make, value", [
-    ("cityscapes", 40),  # not a Cityscapes label id
-    ("camvid", 12),  # 11 is void; 12 does not exist
-    ("folder", 3),  # three classes: 0..2
-])
+@pytest.mark.parametrize(
+    "make, value",
+    [
+        ("cityscapes", 40),  # not a Cityscapes label id
+        ("camvid", 12),  # 11 is void; 12 does not exist
+        ("folder", 3),  # three classes: 0..2
+    ],
+)
 def test_mask_values_outside_the_class_set(tmp_path, make, value):
     bad = np.zeros((6, 15), np.uint8)
     bad[2, 3] = value
@@ -180,7 +228,9 @@ def test_unknown_mask_colour(tmp_path):
     write_folder(tmp_path)
     write_png(tmp_path / "train" / "images" / "a.png", rgb(2, 2))
     write_png(tmp_path / "train" / "masks" / "a.png", np.full((2, 2, 3), 7, np.uint8))
-    with pytest.raises(DataError, match=r"a.png has colours that are not in the palette: \(7, 7, 7\)"):
+    with pytest.raises(
+        DataError, match=r"a.png has colours that are not in the palette: \(7, 7, 7\)"
+    ):
         parse_dataset_spec(f"folder:{tmp_path}").build("train")[0]
 
 

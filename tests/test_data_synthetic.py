@@ -21,8 +21,11 @@ def test_same_seed_and_index_give_identical_bytes():
 
 def test_seed_split_and_index_each_change_the_scene():
     _, base = generate_scene(0, "train", 0, SIZE)
-    for other in (generate_scene(1, "train", 0, SIZE), generate_scene(0, "val", 0, SIZE),
-                  generate_scene(0, "train", 1, SIZE)):
+    for other in (
+        generate_scene(1, "train", 0, SIZE),
+        generate_scene(0, "val", 0, SIZE),
+        generate_scene(0, "train", 1, SIZE),
+    ):
         assert other[1].tobytes() != base.tobytes()
 
 
@@ -56,10 +59,13 @@ def test_weather_changes_pixels_not_labels():
 
 def test_night_is_darker_and_fog_washes_out_colour():
     def frames(condition):
-        return np.stack([generate_scene(0, "val", i, SIZE, [condition])[0] for i in range(4)]).astype(float)
+        return np.stack(
+            [generate_scene(0, "val", i, SIZE, [condition])[0] for i in range(4)]
+        ).astype(float)
 
     clear, night, fog = frames("clear"), frames("night"), frames("fog")
     assert night.mean() < 0.6 * clear.mean()
+
     def saturation(images):
         return (images.max(-1) - images.min(-1)).mean()
 
@@ -74,15 +80,27 @@ def test_layout_does_not_depend_on_resolution():
 
 
 def test_spec_builds_tv_tensor_items():
-    spec = parse_dataset_spec("synthetic:size=48x96,train=4,val=2,test=0,seed=3,condition=fog+night")
+    spec = parse_dataset_spec(
+        "synthetic:size=48x96,train=4,val=2,test=0,seed=3,condition=fog+night"
+    )
     assert spec.name == "synthetic" and spec.splits == ("train", "val")
-    assert spec.num_classes == 19 and spec.class_names[13] == "car" and spec.palette[0] == (128, 64, 128)
+    assert (
+        spec.num_classes == 19
+        and spec.class_names[13] == "car"
+        and spec.palette[0] == (128, 64, 128)
+    )
     assert spec.ignore_index == 255
     dataset = spec.build("train")
     assert len(dataset) == 4
     image, mask = dataset[1]
-    assert isinstance(image, tv_tensors.Image) and image.dtype == torch.uint8 and image.shape == (3, 48, 96)
-    assert isinstance(mask, tv_tensors.Mask) and mask.dtype == torch.int64 and mask.shape == (48, 96)
+    assert (
+        isinstance(image, tv_tensors.Image)
+        and image.dtype == torch.uint8
+        and image.shape == (3, 48, 96)
+    )
+    assert (
+        isinstance(mask, tv_tensors.Mask) and mask.dtype == torch.int64 and mask.shape == (48, 96)
+    )
     with pytest.raises(DataError, match="no split 'test'"):
         spec.build("test")
     with pytest.raises(IndexError):
@@ -108,20 +126,23 @@ def test_spec_defaults():
     assert len(spec.build("train")) == 400 and spec.build("val")[0][0].shape == (3, 128, 256)
 
 
-@pytest.mark.parametrize("text, message", [
-    ("synthetic:size=128", "HEIGHTxWIDTH"),
-    ("synthetic:size=8x8", "at least 16x16"),
-    ("synthetic:colour=red", "unknown synthetic option 'colour'"),
-    ("synthetic:train=many", "must be an integer"),
-    ("synthetic:train=-1", ">= 0"),
-    ("synthetic:seed=1,seed=2", "given twice"),
-    ("synthetic:condition=hail", "unknown condition 'hail'"),
-    ("synthetic:condition=fog+", "unknown condition ''"),
-    ("synthetic:train", "key=value"),
-    ("synthetic:cache=yes", "cache must be 0 or 1"),
-    ("kitti:/data", "unknown dataset 'kitti:/data'"),
-    ("cityscapes", "needs a root folder"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("synthetic:size=128", "HEIGHTxWIDTH"),
+        ("synthetic:size=8x8", "at least 16x16"),
+        ("synthetic:colour=red", "unknown synthetic option 'colour'"),
+        ("synthetic:train=many", "must be an integer"),
+        ("synthetic:train=-1", ">= 0"),
+        ("synthetic:seed=1,seed=2", "given twice"),
+        ("synthetic:condition=hail", "unknown condition 'hail'"),
+        ("synthetic:condition=fog+", "unknown condition ''"),
+        ("synthetic:train", "key=value"),
+        ("synthetic:cache=yes", "cache must be 0 or 1"),
+        ("kitti:/data", "unknown dataset 'kitti:/data'"),
+        ("cityscapes", "needs a root folder"),
+    ],
+)
 def test_bad_specs_raise_clear_errors(text, message):
     with pytest.raises(ValueError, match=message):
         parse_dataset_spec(text)

@@ -1,4 +1,4 @@
-"""Joint augmentation: image, mask and extras stay aligned; padding and rotation fill with ignore."""
+"""Joint augmentation: image, mask and extras stay aligned; padding and rotation fill ignore."""
 
 import pytest
 import torch
@@ -9,8 +9,10 @@ from training.data import DenseTarget, eval_transforms, train_transforms
 from training.presets import IGNORE_INDEX, MEAN, STD
 
 SIZE = (64, 128)
-# Eight classes coloured by the corners of the RGB cube: far apart, so a pixel's colour names its class.
-CORNERS = torch.tensor([[r, g, b] for r in (0, 255) for g in (0, 255) for b in (0, 255)], dtype=torch.float32)
+# Eight classes coloured by the RGB cube's corners: far apart, so a pixel's colour names its class.
+CORNERS = torch.tensor(
+    [[r, g, b] for r in (0, 255) for g in (0, 255) for b in (0, 255)], dtype=torch.float32
+)
 
 
 def colour_coded_sample(seed: int, block: int = 16) -> tuple[tv_tensors.Image, tv_tensors.Mask]:
@@ -27,8 +29,10 @@ def denormalise(image: torch.Tensor) -> torch.Tensor:
     return (image * std + mean) * 255
 
 
-def misaligned_fraction(image: torch.Tensor, mask: torch.Tensor, radius: int = 2) -> tuple[float, float]:
-    """(fraction of checked pixels whose colour names another class, checked share of labelled pixels).
+def misaligned_fraction(
+    image: torch.Tensor, mask: torch.Tensor, radius: int = 2
+) -> tuple[float, float]:
+    """(share of checked pixels whose colour names another class, checked share of labelled ones).
 
     Checked are labelled pixels whose whole (2r+1)^2 neighbourhood has the same label: away
     from class borders, where interpolation legitimately mixes colours, and from the frame
@@ -48,8 +52,9 @@ def misaligned_fraction(image: torch.Tensor, mask: torch.Tensor, radius: int = 2
 @pytest.mark.parametrize("seed", range(12))
 def test_training_transform_keeps_image_and_mask_aligned(seed):
     torch.manual_seed(seed)
-    transform = train_transforms(SIZE, scale_range=(0.5, 2.0), rotation_deg=25, hflip=True, vflip=True,
-                                 jitter=(0, 0, 0))
+    transform = train_transforms(
+        SIZE, scale_range=(0.5, 2.0), rotation_deg=25, hflip=True, vflip=True, jitter=(0, 0, 0)
+    )
     image, mask = transform(*colour_coded_sample(seed))
     assert image.dtype == torch.float32 and image.shape == (3, *SIZE)
     assert mask.dtype == torch.int64 and mask.shape == SIZE
@@ -67,7 +72,9 @@ def test_alignment_check_catches_a_flip_of_the_image_alone():
 def test_colour_jitter_changes_only_the_image():
     torch.manual_seed(0)
     source_image, source_mask = colour_coded_sample(1)
-    transform = train_transforms(SIZE, scale_range=(1, 1), rotation_deg=0, hflip=False, jitter=(0.5, 0.5, 0.5))
+    transform = train_transforms(
+        SIZE, scale_range=(1, 1), rotation_deg=0, hflip=False, jitter=(0.5, 0.5, 0.5)
+    )
     image, mask = transform(source_image, source_mask)
     plain, _ = eval_transforms()(source_image, source_mask)
     assert torch.equal(mask, source_mask)
@@ -77,12 +84,16 @@ def test_colour_jitter_changes_only_the_image():
 def test_rotation_fills_corners_with_ignore():
     torch.manual_seed(0)
     image, mask = colour_coded_sample(2)
-    transform = train_transforms(SIZE, scale_range=(1, 1), rotation_deg=30, hflip=False, jitter=(0, 0, 0))
+    transform = train_transforms(
+        SIZE, scale_range=(1, 1), rotation_deg=30, hflip=False, jitter=(0, 0, 0)
+    )
     out_image, out_mask = transform(image, mask)
     filled = out_mask == IGNORE_INDEX
     assert filled.float().mean() > 0.01
     assert filled[0, 0] or filled[0, -1] or filled[-1, 0] or filled[-1, -1]
-    assert set(out_mask.unique().tolist()) <= set(range(8)) | {IGNORE_INDEX}  # nearest: no blended labels
+    assert set(out_mask.unique().tolist()) <= set(range(8)) | {
+        IGNORE_INDEX
+    }  # nearest: no blended labels
     black = (0 - torch.tensor(MEAN)) / torch.tensor(STD)
     corner = out_image[:, filled].mean(dim=1)
     assert torch.allclose(corner, black, atol=0.5)
@@ -90,10 +101,14 @@ def test_rotation_fills_corners_with_ignore():
 
 def test_crop_pads_with_ignore_when_scaled_down():
     torch.manual_seed(0)
-    transform = train_transforms(SIZE, scale_range=(0.5, 0.5), rotation_deg=0, hflip=False, jitter=(0, 0, 0))
+    transform = train_transforms(
+        SIZE, scale_range=(0.5, 0.5), rotation_deg=0, hflip=False, jitter=(0, 0, 0)
+    )
     _, mask = transform(*colour_coded_sample(3))
     assert mask.shape == SIZE
-    assert abs((mask == IGNORE_INDEX).float().mean().item() - 0.75) < 0.02  # a quarter of the area is image
+    assert (
+        abs((mask == IGNORE_INDEX).float().mean().item() - 0.75) < 0.02
+    )  # a quarter of the area is image
 
 
 def test_extras_follow_the_geometry():
@@ -115,12 +130,16 @@ def test_eval_transform_resizes_and_normalises():
     out_image, out_mask = eval_transforms((32, 48))(image, mask)
     assert out_image.shape == (3, 32, 48) and out_mask.shape == (32, 48)
     assert set(out_mask.unique().tolist()) <= set(mask.unique().tolist())
-    grey = tv_tensors.Image((torch.tensor(MEAN)[:, None, None] * 255).round().to(torch.uint8).expand(3, 4, 4))
+    grey = tv_tensors.Image(
+        (torch.tensor(MEAN)[:, None, None] * 255).round().to(torch.uint8).expand(3, 4, 4)
+    )
     normalised, _ = eval_transforms()(grey, tv_tensors.Mask(torch.zeros(4, 4, dtype=torch.int64)))
     assert normalised.abs().max() < 0.02
 
 
 def test_plain_tensors_are_accepted():
     image, mask = colour_coded_sample(6)
-    out_image, out_mask = eval_transforms(SIZE)(image.as_subclass(torch.Tensor), mask.as_subclass(torch.Tensor))
+    out_image, out_mask = eval_transforms(SIZE)(
+        image.as_subclass(torch.Tensor), mask.as_subclass(torch.Tensor)
+    )
     assert out_image.dtype == torch.float32 and out_mask.dtype == torch.int64

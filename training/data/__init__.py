@@ -1,8 +1,8 @@
 """Datasets, augmentation and loading: every stage reads data through a DatasetSpec.
 
-    spec = parse_dataset_spec("synthetic:size=128x256,train=400")
-    train = spec.build("train", train_transforms((128, 256)))
-    loader = build_loader(train, batch_size=8, shuffle=True, workers=2, seed=0)
+spec = parse_dataset_spec("synthetic:size=128x256,train=400")
+train = spec.build("train", train_transforms((128, 256)))
+loader = build_loader(train, batch_size=8, shuffle=True, workers=2, seed=0)
 """
 
 from training.data.base import DataError, SkipCorruptSamples

@@ -17,7 +17,9 @@ from training.data.street_scene import RenderedScene
 CONDITIONS = ("clear", "rain", "fog", "snow", "night")
 
 
-def smooth_noise(rng: np.random.Generator, height: int, width: int, cells: tuple[int, int]) -> np.ndarray:
+def smooth_noise(
+    rng: np.random.Generator, height: int, width: int, cells: tuple[int, int]
+) -> np.ndarray:
     """Roughly unit-variance noise with a fixed number of cells, so it looks alike at any size."""
     grid = rng.standard_normal(cells, dtype=np.float32)
     return np.array(Image.fromarray(grid, "F").resize((width, height), Image.BILINEAR))
@@ -46,7 +48,9 @@ def _texture_and_light(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         shadows.append([(u0, v0), (u1, v0), (u1 + slant, height), (u0 + slant, height)])
     if shadows:
         light *= 1 - rng.uniform(0.25, 0.5) * _mask((width, height), shadows)
-    exposure = rng.uniform(0.65, 1.25) * rng.uniform(0.9, 1.1, size=3).astype(np.float32)  # white balance
+    exposure = rng.uniform(0.65, 1.25) * rng.uniform(0.9, 1.1, size=3).astype(
+        np.float32
+    )  # white balance
     img = rgb.astype(np.float32)
     img *= light[..., None]
     img *= exposure / 255.0
@@ -79,7 +83,9 @@ def _fog(img: np.ndarray, scene: RenderedScene, rng: np.random.Generator) -> np.
 def _snow(img: np.ndarray, scene: RenderedScene, rng: np.random.Generator) -> np.ndarray:
     height, width, _ = img.shape
     ground = np.isin(scene.label, [ID["road"], ID["sidewalk"], ID["terrain"]])
-    cover = np.clip(0.55 + 0.5 * smooth_noise(rng, height, width, (24, 48)), 0, 1) * rng.uniform(0.4, 0.9)
+    cover = np.clip(0.55 + 0.5 * smooth_noise(rng, height, width, (24, 48)), 0, 1) * rng.uniform(
+        0.4, 0.9
+    )
     snow_white = np.array([0.9, 0.92, 0.97], np.float32)
     img = img + (snow_white - img) * (cover * ground)[..., None]
     img = 0.75 * img + 0.2  # flat winter light
@@ -98,9 +104,13 @@ def _night(img: np.ndarray, scene: RenderedScene, rng: np.random.Generator) -> n
     img[scene.label == ID["sky"]] *= 0.4
     if scene.canvas.lit_windows:
         glow = _mask((width, height), scene.canvas.lit_windows)[..., None]
-        img = img * (1 - glow) + glow * np.array([0.95, 0.8, 0.45], np.float32) * rng.uniform(0.5, 0.9)
+        img = img * (1 - glow) + glow * np.array([0.95, 0.8, 0.45], np.float32) * rng.uniform(
+            0.5, 0.9
+        )
     for light in scene.canvas.lights:  # a bright core and a wide halo around each lamp
-        radius = float(np.clip(light.radius, 1.0, 0.02 * width))  # lamps next to the camera must not blind it
+        radius = float(
+            np.clip(light.radius, 1.0, 0.02 * width)
+        )  # lamps next to the camera must not blind it
         reach = int(np.ceil(4 * radius))
         u0, u1 = max(0, int(light.u) - reach), min(width, int(light.u) + reach + 1)
         v0, v1 = max(0, int(light.v) - reach), min(height, int(light.v) + reach + 1)
@@ -117,10 +127,14 @@ def _night(img: np.ndarray, scene: RenderedScene, rng: np.random.Generator) -> n
 _WEATHER = {"rain": _rain, "fog": _fog, "snow": _snow, "night": _night}
 
 
-def apply_appearance(scene: RenderedScene, rng: np.random.Generator, condition: str = "clear") -> np.ndarray:
+def apply_appearance(
+    scene: RenderedScene, rng: np.random.Generator, condition: str = "clear"
+) -> np.ndarray:
     """Turn the flat-coloured render into a uint8 HxWx3 photo-like image."""
     if condition not in CONDITIONS:
-        raise ValueError(f"unknown condition {condition!r}; expected one of {', '.join(CONDITIONS)}")
+        raise ValueError(
+            f"unknown condition {condition!r}; expected one of {', '.join(CONDITIONS)}"
+        )
     img = _texture_and_light(scene.image, rng)
     if condition != "clear":
         img = _WEATHER[condition](img, scene, rng)

@@ -25,7 +25,9 @@ class DataError(ValueError):
 def to_item(image: np.ndarray, mask: np.ndarray) -> tuple[tv_tensors.Image, tv_tensors.Mask]:
     """HxWx3 uint8 and HxW integer arrays to the tv_tensors the transforms dispatch on."""
     # np.require copies read-only arrays (PIL's) so torch never wraps memory it must not write.
-    img = tv_tensors.Image(torch.from_numpy(np.require(image, np.uint8, ["C", "W"])).permute(2, 0, 1))
+    img = tv_tensors.Image(
+        torch.from_numpy(np.require(image, np.uint8, ["C", "W"])).permute(2, 0, 1)
+    )
     return img, tv_tensors.Mask(torch.from_numpy(np.require(mask, np.int64, ["C", "W"])))
 
 
@@ -76,5 +78,12 @@ class SkipCorruptSamples(Dataset):
                 self._skipped += 1
                 if candidate not in self._bad:
                     self._bad.add(candidate)
-                    log.warning("skipping corrupt sample %d: %s (skipped so far: %d)", candidate, error, self.skipped)
-        raise DataError(f"{self.max_consecutive} consecutive samples from index {index} are corrupt; giving up")
+                    log.warning(
+                        "skipping corrupt sample %d: %s (skipped so far: %d)",
+                        candidate,
+                        error,
+                        self.skipped,
+                    )
+        raise DataError(
+            f"{self.max_consecutive} consecutive samples from index {index} are corrupt; giving up"
+        )

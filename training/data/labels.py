@@ -41,17 +41,37 @@ def cityscapes_label_id_to_train_id() -> np.ndarray:
 
 # CamVid as released with SegNet: 11 classes, index 11 is void (README of the release).
 CAMVID_CLASSES: list[str] = [
-    "sky", "building", "pole", "road", "pavement", "tree",
-    "sign symbol", "fence", "car", "pedestrian", "bicyclist",
+    "sky",
+    "building",
+    "pole",
+    "road",
+    "pavement",
+    "tree",
+    "sign symbol",
+    "fence",
+    "car",
+    "pedestrian",
+    "bicyclist",
 ]
 CAMVID_PALETTE: list[Color] = [
-    (128, 128, 128), (128, 0, 0), (192, 192, 128), (128, 64, 128), (60, 40, 222),
-    (128, 128, 0), (192, 128, 128), (64, 64, 128), (64, 0, 128), (64, 64, 0), (0, 128, 192),
+    (128, 128, 128),
+    (128, 0, 0),
+    (192, 192, 128),
+    (128, 64, 128),
+    (60, 40, 222),
+    (128, 128, 0),
+    (192, 128, 128),
+    (64, 64, 128),
+    (64, 0, 128),
+    (64, 64, 0),
+    (0, 128, 192),
 ]
 CAMVID_VOID = 11
 
 
-def colorize(mask: np.ndarray, palette: Sequence[Color], ignore_color: Color = (0, 0, 0)) -> np.ndarray:
+def colorize(
+    mask: np.ndarray, palette: Sequence[Color], ignore_color: Color = (0, 0, 0)
+) -> np.ndarray:
     """Paint an HxW label map with the palette (ignore and unknown values get ignore_color)."""
     lut = np.tile(np.asarray(ignore_color, dtype=np.uint8), (256, 1))
     lut[: len(palette)] = np.asarray(palette, dtype=np.uint8)

@@ -22,8 +22,15 @@ def seed_worker(worker_id: int) -> None:
     random.seed(seed)
 
 
-def build_loader(dataset: Dataset, batch_size: int, shuffle: bool, workers: int = 2, seed: int = 0,
-                 drop_last: bool = False, distributed: bool = False) -> DataLoader:
+def build_loader(
+    dataset: Dataset,
+    batch_size: int,
+    shuffle: bool,
+    workers: int = 2,
+    seed: int = 0,
+    drop_last: bool = False,
+    distributed: bool = False,
+) -> DataLoader:
     """A DataLoader for (image, mask[, extras...]) items.
 
     distributed: shard with a DistributedSampler (call `loader.sampler.set_epoch(epoch)`

@@ -55,7 +55,11 @@ def sign_color(rng: np.random.Generator) -> Color:
     if rng.random() < 0.15:
         return any_color(rng)
     hue = rng.choice([0.0, 0.0, 0.6, 0.6, 0.14, 0.35, 0.08, -1.0])
-    return hsv(0, 0, rng.uniform(0.85, 1.0)) if hue < 0 else hsv(hue, rng.uniform(0.7, 1.0), rng.uniform(0.6, 1.0))
+    return (
+        hsv(0, 0, rng.uniform(0.85, 1.0))
+        if hue < 0
+        else hsv(hue, rng.uniform(0.7, 1.0), rng.uniform(0.6, 1.0))
+    )
 
 
 def foliage_color(rng: np.random.Generator) -> Color:

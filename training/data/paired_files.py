@@ -62,12 +62,17 @@ class IndexMaskDecoder:
             raise DataError(f"mask {path} is a colour image; expected one class index per pixel")
         values = np.asarray(mask).astype(np.int64)
         if values.ndim != 2:
-            raise DataError(f"mask {path} has shape {values.shape}; expected a single-channel image")
+            raise DataError(
+                f"mask {path} has shape {values.shape}; expected a single-channel image"
+            )
         outside = (values < 0) | (values >= len(self.table))
         mapped = np.where(outside, -1, self.table[np.clip(values, 0, len(self.table) - 1)])
         if (mapped < 0).any():
             bad = np.unique(values[mapped < 0])
-            raise DataError(f"mask {path} has values outside the class set: {_describe(bad.tolist())}; allowed: {self.allowed}")
+            raise DataError(
+                f"mask {path} has values outside the class set: {_describe(bad.tolist())}; "
+                f"allowed: {self.allowed}"
+            )
         return mapped
 
 
@@ -90,7 +95,9 @@ class ColorMaskDecoder:
         known = self.codes[slot] == codes
         if not known.all():
             bad = [tuple(int(v) for v in _unpack(c)) for c in np.unique(codes[~known])]
-            raise DataError(f"mask {path} has colours that are not in the palette: {_describe(bad)}")
+            raise DataError(
+                f"mask {path} has colours that are not in the palette: {_describe(bad)}"
+            )
         return self.classes[slot]
 
 
@@ -116,9 +123,13 @@ class AutoMaskDecoder:
 class PairedFiles(SegmentationDataset):
     """Images and their masks from explicit file pairs."""
 
-    def __init__(self, pairs: Sequence[tuple[Path, Path]],
-                 decode_mask: Callable[[Image.Image, Path], np.ndarray],
-                 transform: Callable | None = None, description: str = "dataset"):
+    def __init__(
+        self,
+        pairs: Sequence[tuple[Path, Path]],
+        decode_mask: Callable[[Image.Image, Path], np.ndarray],
+        transform: Callable | None = None,
+        description: str = "dataset",
+    ):
         super().__init__(transform)
         if not pairs:
             raise DataError(f"{description} is empty: no image/mask pairs found")
@@ -133,6 +144,8 @@ class PairedFiles(SegmentationDataset):
         image = read_image(image_path)
         mask = read_mask(mask_path)
         if (mask.width, mask.height) != (image.shape[1], image.shape[0]):
-            raise DataError(f"image {image_path} is {image.shape[1]}x{image.shape[0]} but its mask "
-                            f"{mask_path} is {mask.width}x{mask.height}")
+            raise DataError(
+                f"image {image_path} is {image.shape[1]}x{image.shape[0]} but its mask "
+                f"{mask_path} is {mask.width}x{mask.height}"
+            )
         return image, self.decode_mask(mask, mask_path)

@@ -37,7 +37,9 @@ def _with_caption(tile: Image.Image, text: str, font) -> Image.Image:
 
 def _legend(spec: DatasetSpec, present: set[int], width: int, font) -> Image.Image:
     """Swatches for the classes that occur in the grid, wrapped to the grid's width."""
-    entries = [(spec.palette[c], spec.class_names[c]) for c in sorted(present) if c < spec.num_classes]
+    entries = [
+        (spec.palette[c], spec.class_names[c]) for c in sorted(present) if c < spec.num_classes
+    ]
     per_row, row_h = max(1, width // 128), 18
     legend = Image.new("RGB", (width, row_h * -(-len(entries) // per_row) + 4), (255, 255, 255))
     draw = ImageDraw.Draw(legend)
@@ -48,7 +50,9 @@ def _legend(spec: DatasetSpec, present: set[int], width: int, font) -> Image.Ima
     return legend
 
 
-def synthetic_rows(spec: DatasetSpec, scenes: int, conditions: list[str], font) -> tuple[list[list[Image.Image]], set]:
+def synthetic_rows(
+    spec: DatasetSpec, scenes: int, conditions: list[str], font
+) -> tuple[list[list[Image.Image]], set]:
     options = parse_synthetic_options(spec.text.partition(":")[2])
     split = "val" if "val" in spec.splits else spec.splits[0]
     masks, rows, present = [], [], set()
@@ -86,7 +90,9 @@ def _to_256_colors(sheet: Image.Image, palette) -> Image.Image:
     return sheet.quantize(palette=colors)
 
 
-def write_preview(spec: DatasetSpec, out: Path, scenes: int = 3, conditions: list[str] | None = None) -> Path:
+def write_preview(
+    spec: DatasetSpec, out: Path, scenes: int = 3, conditions: list[str] | None = None
+) -> Path:
     font = ImageFont.load_default()
     if spec.name == "synthetic":
         rows, present = synthetic_rows(spec, scenes, conditions or list(CONDITIONS), font)
@@ -108,13 +114,19 @@ def write_preview(spec: DatasetSpec, out: Path, scenes: int = 3, conditions: lis
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", default="synthetic:size=256x512", help="dataset spec (see training.data.spec)")
+    parser.add_argument(
+        "--dataset", default="synthetic:size=256x512", help="dataset spec (see training.data.spec)"
+    )
     parser.add_argument("--out", type=Path, default=Path("docs/synthetic_preview.png"))
     parser.add_argument("--scenes", type=int, default=3, help="columns in the grid")
-    parser.add_argument("--conditions", default=",".join(CONDITIONS), help="synthetic only: rows, comma-separated")
+    parser.add_argument(
+        "--conditions", default=",".join(CONDITIONS), help="synthetic only: rows, comma-separated"
+    )
     args = parser.parse_args(argv)
     spec = parse_dataset_spec(args.dataset)
-    path = write_preview(spec, args.out, args.scenes, [c.strip() for c in args.conditions.split(",") if c.strip()])
+    path = write_preview(
+        spec, args.out, args.scenes, [c.strip() for c in args.conditions.split(",") if c.strip()]
+    )
     print(f"wrote {path}")
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import yaml
 
 from training.data.base import DataError
-from training.data.labels import CAMVID_VOID, CAMVID_CLASSES, Color, cityscapes_label_id_to_train_id
+from training.data.labels import CAMVID_CLASSES, CAMVID_VOID, Color, cityscapes_label_id_to_train_id
 from training.data.paired_files import AutoMaskDecoder, ColorMaskDecoder, IndexMaskDecoder
 from training.presets import IGNORE_INDEX
 
@@ -28,13 +28,16 @@ def require_dir(path: Path, what: str) -> Path:
     return path
 
 
-# ---- Cityscapes: leftImg8bit/{split}/{city}/*_leftImg8bit.png + gtFine/{split}/{city}/*_gtFine_*.png
+# ---- Cityscapes: leftImg8bit/{split}/{city}/*_leftImg8bit.png, gtFine/{split}/{city}/*_gtFine_*
+
 
 class CityscapesMaskDecoder:
     """labelIds through the official table; precomputed labelTrainIds as they are."""
 
     def __init__(self) -> None:
-        self.label_ids = IndexMaskDecoder(cityscapes_label_id_to_train_id(), "Cityscapes label ids 0..33")
+        self.label_ids = IndexMaskDecoder(
+            cityscapes_label_id_to_train_id(), "Cityscapes label ids 0..33"
+        )
         train_ids = np.full(256, -1, dtype=np.int64)
         train_ids[:19], train_ids[IGNORE_INDEX] = np.arange(19), IGNORE_INDEX
         self.train_ids = IndexMaskDecoder(train_ids, "train ids 0..18 or 255")
@@ -56,18 +59,26 @@ def cityscapes_pairs(root: Path, split: str) -> list[tuple[Path, Path]]:
     for image in sorted(image_dir.glob("*/*_leftImg8bit.png")):
         stem = image.name[: -len("_leftImg8bit.png")]
         mask_dir = root / "gtFine" / split / image.parent.name
-        # The official labelIds first; precomputed train ids are accepted where they are all there is.
-        candidates = [mask_dir / f"{stem}_gtFine_labelIds.png", mask_dir / f"{stem}_gtFine_labelTrainIds.png"]
+        # The official labelIds first; precomputed train ids where they are all there is.
+        candidates = [
+            mask_dir / f"{stem}_gtFine_labelIds.png",
+            mask_dir / f"{stem}_gtFine_labelTrainIds.png",
+        ]
         mask = next((c for c in candidates if c.is_file()), None)
         if mask is None:
-            raise DataError(f"no annotation for {image}: expected {candidates[0]} or {candidates[1].name}")
+            raise DataError(
+                f"no annotation for {image}: expected {candidates[0]} or {candidates[1].name}"
+            )
         pairs.append((image, mask))
     if not pairs:
-        raise DataError(f"Cityscapes split {split!r} is empty: no */*_leftImg8bit.png under {image_dir}")
+        raise DataError(
+            f"Cityscapes split {split!r} is empty: no */*_leftImg8bit.png under {image_dir}"
+        )
     return pairs
 
 
 # ---- CamVid, SegNet release: {split}.txt lines "train/X.png trainannot/X.png"
+
 
 def camvid_splits(root: Path) -> tuple[str, ...]:
     splits = tuple(s for s in ("train", "val", "test") if (root / f"{s}.txt").is_file())
@@ -121,32 +132,52 @@ class FolderClasses:
     ignore_color: Color | None  # the colour colour masks use for it
 
     def decoder(self) -> AutoMaskDecoder:
-        return AutoMaskDecoder(IndexMaskDecoder.identity(len(self.names), self.ignore_index),
-                               ColorMaskDecoder(self.palette, self.ignore_color))
+        return AutoMaskDecoder(
+            IndexMaskDecoder.identity(len(self.names), self.ignore_index),
+            ColorMaskDecoder(self.palette, self.ignore_color),
+        )
 
 
 def read_folder_classes(root: Path) -> FolderClasses:
     path = next((root / name for name in CLASS_FILES if (root / name).is_file()), None)
     if path is None:
-        raise DataError(f"no classes file in {root}: expected one of {', '.join(CLASS_FILES)} "
-                        "with 'names', 'colors' and optionally 'ignore_index', 'ignore_color'")
+        raise DataError(
+            f"no classes file in {root}: expected one of {', '.join(CLASS_FILES)} "
+            "with 'names', 'colors' and optionally 'ignore_index', 'ignore_color'"
+        )
     try:
-        raw = json.loads(path.read_text()) if path.suffix == ".json" else yaml.safe_load(path.read_text())
+        raw = (
+            json.loads(path.read_text())
+            if path.suffix == ".json"
+            else yaml.safe_load(path.read_text())
+        )
     except (OSError, ValueError, yaml.YAMLError) as error:
         raise DataError(f"cannot parse classes file {path}: {error}") from error
     if not isinstance(raw, dict) or not raw.get("names") or "colors" not in raw:
-        raise DataError(f"classes file {path} needs 'names' (a list) and 'colors' (one [r, g, b] per name)")
+        raise DataError(
+            f"classes file {path} needs 'names' (a list) and 'colors' (one [r, g, b] per name)"
+        )
     names, colors = list(raw["names"]), raw["colors"]
-    if len(colors) != len(names) or any(len(c) != 3 or not all(0 <= int(v) <= 255 for v in c) for c in colors):
-        raise DataError(f"classes file {path}: 'colors' must hold one [r, g, b] (0..255) per name, "
-                        f"got {len(colors)} colours for {len(names)} names")
+    if len(colors) != len(names) or any(
+        len(c) != 3 or not all(0 <= int(v) <= 255 for v in c) for c in colors
+    ):
+        raise DataError(
+            f"classes file {path}: 'colors' must hold one [r, g, b] (0..255) per name, "
+            f"got {len(colors)} colours for {len(names)} names"
+        )
     palette = [tuple(int(v) for v in c) for c in colors]
     if len(set(palette)) != len(palette):
-        raise DataError(f"classes file {path}: two classes share a colour, so colour masks would be ambiguous")
+        raise DataError(
+            f"classes file {path}: two classes share a colour, so colour masks would be ambiguous"
+        )
     ignore_index = int(raw.get("ignore_index", IGNORE_INDEX))
     if 0 <= ignore_index < len(names) or not 0 <= ignore_index <= 65535:
-        raise DataError(f"classes file {path}: ignore_index {ignore_index} must be outside 0..{len(names) - 1}")
-    ignore_color = tuple(int(v) for v in raw["ignore_color"]) if raw.get("ignore_color") is not None else None
+        raise DataError(
+            f"classes file {path}: ignore_index {ignore_index} must be outside 0..{len(names) - 1}"
+        )
+    ignore_color = (
+        tuple(int(v) for v in raw["ignore_color"]) if raw.get("ignore_color") is not None else None
+    )
     if ignore_color in palette:
         raise DataError(f"classes file {path}: ignore_color {ignore_color} is also a class colour")
     return FolderClasses([str(n) for n in names], palette, ignore_index, ignore_color)
@@ -178,14 +209,20 @@ def folder_pairs(root: Path, split: str) -> list[tuple[Path, Path]]:
             stems = [s.strip() for s in listing.read_text().splitlines() if s.strip()]
             unknown = [s for s in stems if s not in images]
             if unknown:
-                raise DataError(f"{listing} lists stems with no image in {base / 'images'}: {unknown[:5]}")
+                raise DataError(
+                    f"{listing} lists stems with no image in {base / 'images'}: {unknown[:5]}"
+                )
         elif split in ("train", "val"):
             stems = [s for i, s in enumerate(stems) if (i % 10 == 9) == (split == "val")]
         else:
-            raise DataError(f"folder split {split!r} needs {listing} or a {root / split / 'images'} folder")
+            raise DataError(
+                f"folder split {split!r} needs {listing} or a {root / split / 'images'} folder"
+            )
     missing = [images[s].name for s in stems if s not in masks]
     if missing:
-        raise DataError(f"images without a mask of the same stem in {base / 'masks'}: {', '.join(missing[:5])}")
+        raise DataError(
+            f"images without a mask of the same stem in {base / 'masks'}: {', '.join(missing[:5])}"
+        )
     if not stems:
         raise DataError(f"folder split {split!r} is empty: no images in {base / 'images'}")
     return [(images[s], masks[s]) for s in stems]

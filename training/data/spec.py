@@ -19,7 +19,13 @@ from torch.utils.data import Dataset
 
 from training.data import real_datasets as real
 from training.data.base import DataError, SkipCorruptSamples
-from training.data.labels import CAMVID_CLASSES, CAMVID_PALETTE, CITYSCAPES_CLASSES, CITYSCAPES_PALETTE, Color
+from training.data.labels import (
+    CAMVID_CLASSES,
+    CAMVID_PALETTE,
+    CITYSCAPES_CLASSES,
+    CITYSCAPES_PALETTE,
+    Color,
+)
 from training.data.paired_files import PairedFiles
 from training.data.synthetic import SPLITS as SYNTHETIC_SPLITS
 from training.data.synthetic import SyntheticOptions, SyntheticStreetScenes
@@ -42,11 +48,15 @@ class DatasetSpec:
     def num_classes(self) -> int:
         return len(self.class_names)
 
-    def build(self, split: str, transform: Callable | None = None, skip_corrupt: bool = False) -> Dataset:
+    def build(
+        self, split: str, transform: Callable | None = None, skip_corrupt: bool = False
+    ) -> Dataset:
         """The split's Dataset of (image, mask) items. skip_corrupt replaces broken samples by
         the next good one and logs them (see SkipCorruptSamples.skipped for the count)."""
         if split not in self.splits:
-            raise DataError(f"dataset {self.text!r} has no split {split!r}; available: {', '.join(self.splits)}")
+            raise DataError(
+                f"dataset {self.text!r} has no split {split!r}; available: {', '.join(self.splits)}"
+            )
         dataset = self._builder(split, transform)
         return SkipCorruptSamples(dataset) if skip_corrupt else dataset
 
@@ -75,7 +85,10 @@ def parse_synthetic_options(text: str) -> SyntheticOptions:
         if not sep or not value:
             raise DataError(f"synthetic option {item!r} must look like key=value")
         if key not in known:
-            raise DataError(f"unknown synthetic option {key!r}; known: size, train, val, test, seed, condition, cache")
+            raise DataError(
+                f"unknown synthetic option {key!r}; "
+                "known: size, train, val, test, seed, condition, cache"
+            )
         if key in values:
             raise DataError(f"synthetic option {key!r} is given twice")
         if key == "size":
@@ -97,14 +110,24 @@ def parse_synthetic_options(text: str) -> SyntheticOptions:
 def _synthetic_spec(text: str, options_text: str) -> DatasetSpec:
     options = parse_synthetic_options(options_text)
     splits = tuple(s for s in SYNTHETIC_SPLITS if options.count(s) > 0)
-    return DatasetSpec("synthetic", text, list(CITYSCAPES_CLASSES), list(CITYSCAPES_PALETTE), splits,
-                       lambda split, transform: SyntheticStreetScenes(split, options, transform))
+    return DatasetSpec(
+        "synthetic",
+        text,
+        list(CITYSCAPES_CLASSES),
+        list(CITYSCAPES_PALETTE),
+        splits,
+        lambda split, transform: SyntheticStreetScenes(split, options, transform),
+    )
 
 
 def _files_spec(kind: str, text: str, root: Path) -> DatasetSpec:
     real.require_dir(root, f"{kind} dataset root")
     if kind == "cityscapes":
-        names, palette, splits = CITYSCAPES_CLASSES, CITYSCAPES_PALETTE, real.cityscapes_splits(root)
+        names, palette, splits = (
+            CITYSCAPES_CLASSES,
+            CITYSCAPES_PALETTE,
+            real.cityscapes_splits(root),
+        )
         find, decoder = real.cityscapes_pairs, real.CityscapesMaskDecoder()
     elif kind == "camvid":
         names, palette, splits = CAMVID_CLASSES, CAMVID_PALETTE, real.camvid_splits(root)
@@ -115,7 +138,9 @@ def _files_spec(kind: str, text: str, root: Path) -> DatasetSpec:
         find, decoder = real.folder_pairs, classes.decoder()
 
     def build(split: str, transform: Callable | None) -> Dataset:
-        return PairedFiles(find(root, split), decoder, transform, description=f"{kind} split {split!r} in {root}")
+        return PairedFiles(
+            find(root, split), decoder, transform, description=f"{kind} split {split!r} in {root}"
+        )
 
     return DatasetSpec(kind, text, list(names), list(palette), splits, build)
 

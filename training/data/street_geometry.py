@@ -92,7 +92,9 @@ class Canvas:
             box = (cx - 0.5, cy - 0.5, cx + 0.5, cy + 0.5)
         self._draw.ellipse(box, fill=self._new_shape(cls, color, depth))
 
-    def line(self, points: Sequence[Point], width: float, cls: int, color: Color, depth: float) -> None:
+    def line(
+        self, points: Sequence[Point], width: float, cls: int, color: Color, depth: float
+    ) -> None:
         self._draw.line(points, fill=self._new_shape(cls, color, depth), width=max(1, round(width)))
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -114,36 +116,76 @@ class WorldPen:
         self.canvas = canvas
         self.camera = camera
 
-    def quad_at_depth(self, x0: float, x1: float, y0: float, y1: float, z: float, cls: int, color: Color) -> None:
+    def quad_at_depth(
+        self, x0: float, x1: float, y0: float, y1: float, z: float, cls: int, color: Color
+    ) -> None:
         """An upright rectangle facing the camera."""
         self.polygon([(x0, y0, z), (x1, y0, z), (x1, y1, z), (x0, y1, z)], cls, color, z)
 
-    def polygon(self, points3d: Sequence[tuple[float, float, float]], cls: int, color: Color, depth: float) -> None:
+    def polygon(
+        self, points3d: Sequence[tuple[float, float, float]], cls: int, color: Color, depth: float
+    ) -> None:
         self.canvas.polygon([self.camera.project(*p) for p in points3d], cls, color, depth)
 
-    def flat_polygon(self, points2d: Sequence[Point], x: float, z: float, cls: int, color: Color) -> None:
+    def flat_polygon(
+        self, points2d: Sequence[Point], x: float, z: float, cls: int, color: Color
+    ) -> None:
         """A 2-D outline (offsets in metres, y up) placed upright at (x, z)."""
         self.polygon([(x + px, py, z) for px, py in points2d], cls, color, z)
 
-    def disc(self, x: float, y: float, z: float, rx: float, ry: float, cls: int, color: Color) -> None:
+    def disc(
+        self, x: float, y: float, z: float, rx: float, ry: float, cls: int, color: Color
+    ) -> None:
         u, v = self.camera.project(x, y, z)
         s = self.camera.pixels_per_metre(z)
         self.canvas.ellipse((u - rx * s, v - ry * s, u + rx * s, v + ry * s), cls, color, z)
 
-    def segment(self, a: tuple[float, float], b: tuple[float, float], x: float, z: float,
-                width: float, cls: int, color: Color) -> None:
+    def segment(
+        self,
+        a: tuple[float, float],
+        b: tuple[float, float],
+        x: float,
+        z: float,
+        width: float,
+        cls: int,
+        color: Color,
+    ) -> None:
         """A thick line between two points (offsets in metres) of an upright plane at (x, z)."""
         points = [self.camera.project(x + px, py, z) for px, py in (a, b)]
         self.canvas.line(points, width * self.camera.pixels_per_metre(z), cls, color, z)
 
-    def box(self, x0: float, x1: float, y0: float, y1: float, z0: float, z1: float,
-            cls: int, color: Color) -> None:
+    def box(
+        self,
+        x0: float,
+        x1: float,
+        y0: float,
+        y1: float,
+        z0: float,
+        z1: float,
+        cls: int,
+        color: Color,
+    ) -> None:
         """A box aligned with the road: the faces a camera at x=0 and y=height can see."""
         cam = self.camera
         if x0 > 0:  # right of the camera: its left side shows
-            self.polygon([(x0, y0, z0), (x0, y0, z1), (x0, y1, z1), (x0, y1, z0)], cls, shade(color, 0.72), z0)
+            self.polygon(
+                [(x0, y0, z0), (x0, y0, z1), (x0, y1, z1), (x0, y1, z0)],
+                cls,
+                shade(color, 0.72),
+                z0,
+            )
         elif x1 < 0:
-            self.polygon([(x1, y0, z0), (x1, y0, z1), (x1, y1, z1), (x1, y1, z0)], cls, shade(color, 0.72), z0)
+            self.polygon(
+                [(x1, y0, z0), (x1, y0, z1), (x1, y1, z1), (x1, y1, z0)],
+                cls,
+                shade(color, 0.72),
+                z0,
+            )
         if y1 < cam.height:  # below eye level: the top shows
-            self.polygon([(x0, y1, z0), (x1, y1, z0), (x1, y1, z1), (x0, y1, z1)], cls, shade(color, 1.12), z0)
+            self.polygon(
+                [(x0, y1, z0), (x1, y1, z0), (x1, y1, z1), (x0, y1, z1)],
+                cls,
+                shade(color, 1.12),
+                z0,
+            )
         self.quad_at_depth(x0, x1, y0, y1, z0, cls, color)

@@ -88,9 +88,19 @@ def _side(rng: np.random.Generator, sign: int, edge: float) -> tuple[list[Band],
 
 def _layout(rng: np.random.Generator) -> Street:
     lanes, lane_w = int(rng.integers(2, 5)), rng.uniform(2.8, 3.6)
-    ego_lane = int(rng.integers(lanes // 2, lanes))  # traffic keeps right; lanes left of centre come at us
+    ego_lane = int(
+        rng.integers(lanes // 2, lanes)
+    )  # traffic keeps right; lanes left of centre come at us
     left_edge, right_edge = (ego_lane + 0.5) * lane_w, (lanes - ego_lane - 0.5) * lane_w
-    bands = [Band(-left_edge, right_edge, ID["road"], paint.asphalt_color(rng), rng.choice([0.0, 0.0, 0.0, 0.25]))]
+    bands = [
+        Band(
+            -left_edge,
+            right_edge,
+            ID["road"],
+            paint.asphalt_color(rng),
+            rng.choice([0.0, 0.0, 0.0, 0.25]),
+        )
+    ]
     sides = []
     for sign, edge in ((-1, left_edge), (1, right_edge)):
         side_bands, side = _side(rng, sign, edge)
@@ -102,8 +112,12 @@ def _layout(rng: np.random.Generator) -> Street:
 
 
 def _paint_sky(rgb: np.ndarray, rng: np.random.Generator, horizon_row: int) -> None:
-    top = np.array(paint.hsv(rng.uniform(0.5, 0.7), rng.uniform(0.0, 0.7), rng.uniform(0.45, 0.95)), np.float32)
-    low = np.array(paint.hsv(rng.uniform(0.0, 0.7), rng.uniform(0.0, 0.3), rng.uniform(0.6, 1.0)), np.float32)
+    top = np.array(
+        paint.hsv(rng.uniform(0.5, 0.7), rng.uniform(0.0, 0.7), rng.uniform(0.45, 0.95)), np.float32
+    )
+    low = np.array(
+        paint.hsv(rng.uniform(0.0, 0.7), rng.uniform(0.0, 0.3), rng.uniform(0.6, 1.0)), np.float32
+    )
     t = np.linspace(0.0, 1.0, max(horizon_row, 1), dtype=np.float32)[:, None, None]
     rgb[:horizon_row] = (top * (1 - t) + low * t).astype(np.uint8)
 
@@ -122,11 +136,15 @@ def _paint_ground(rgb, label, depth, cam: Camera, rng, street: Street) -> None:
     for k, band in enumerate(bands):
         if band.tile > 0:  # joints between slabs or cobbles, whatever class the band has
             on = which == k
-            joint = (np.abs((x[on] / band.tile) % 1 - 0.5) > 0.44) | (np.abs((z_full[on] / band.tile) % 1 - 0.5) > 0.44)
+            joint = (np.abs((x[on] / band.tile) % 1 - 0.5) > 0.44) | (
+                np.abs((z_full[on] / band.tile) % 1 - 0.5) > 0.44
+            )
             on[on] = joint
             colors[on] = colors[on] // 4 * 3
     road = classes == ID["road"]
-    marking = np.array(paint.hsv(rng.uniform(0.1, 0.17), rng.uniform(0.0, 0.7), rng.uniform(0.75, 1.0)), np.uint8)
+    marking = np.array(
+        paint.hsv(rng.uniform(0.1, 0.17), rng.uniform(0.0, 0.7), rng.uniform(0.75, 1.0)), np.uint8
+    )
     phase, period = rng.uniform(0, 12), rng.uniform(8, 14)
     for line_x, solid in street.lane_lines:
         dashes = np.ones_like(z, bool) if solid else (z + phase) % period < 0.4 * period
@@ -156,11 +174,22 @@ def _draw_facades(pen: WorldPen, rng, side: Side) -> None:
             segments.append((z, z + length, rng.uniform(6, 28)))
         z += length
     for z0, z1, top in reversed(segments):  # far to near: nearer fronts cover farther walls
-        rng = child_rng(rng)  # windows stop at sub-pixel size; keep the parent stream resolution-free
+        rng = child_rng(
+            rng
+        )  # windows stop at sub-pixel size; keep the parent stream resolution-free
         wall = paint.facade_color(rng)
         depth = rng.uniform(8, 20)
-        pen.polygon([(x, 0, z0), (x + side.sign * depth, 0, z0), (x + side.sign * depth, top, z0), (x, top, z0)],
-                    ID["building"], shade(wall, 0.8), z0)
+        pen.polygon(
+            [
+                (x, 0, z0),
+                (x + side.sign * depth, 0, z0),
+                (x + side.sign * depth, top, z0),
+                (x, top, z0),
+            ],
+            ID["building"],
+            shade(wall, 0.8),
+            z0,
+        )
         pen.polygon([(x, 0, z0), (x, 0, z1), (x, top, z1), (x, top, z0)], ID["building"], wall, z0)
         _draw_windows(pen, rng, x, z0, z1, top)
 
@@ -174,8 +203,12 @@ def _draw_windows(pen: WorldPen, rng, x: float, z0: float, z1: float, top: float
         if focal * abs(x) * (1 / (zc - win_w / 2) - 1 / (zc + win_w / 2)) < 1.5:
             break  # windows further on would be narrower than a pixel
         for yc in np.arange(rng.uniform(1.5, 3.5), top - floor / 2, floor):
-            corners = [(x, yc, zc - win_w / 2), (x, yc, zc + win_w / 2), (x, yc + win_h, zc + win_w / 2),
-                       (x, yc + win_h, zc - win_w / 2)]
+            corners = [
+                (x, yc, zc - win_w / 2),
+                (x, yc, zc + win_w / 2),
+                (x, yc + win_h, zc + win_w / 2),
+                (x, yc + win_h, zc - win_w / 2),
+            ]
             pen.polygon(corners, ID["building"], glass, zc)
             if rng.random() < 0.3:
                 pen.canvas.lit_windows.append([pen.camera.project(*c) for c in corners])
@@ -187,13 +220,28 @@ def _draw_skyline(canvas: Canvas, cam: Camera, rng) -> None:
     while u < width:
         w = width * rng.uniform(0.02, 0.1)
         rise = cam.focal * rng.uniform(0.0, 0.12)
-        hazy = paint.hsv(rng.random(), rng.uniform(0.0, 0.25), rng.uniform(0.35, 0.75))  # distance mutes colour
+        hazy = paint.hsv(
+            rng.random(), rng.uniform(0.0, 0.25), rng.uniform(0.35, 0.75)
+        )  # distance mutes colour
         if rng.random() < 0.5:
-            canvas.polygon([(u, cam.horizon + 1), (u + w, cam.horizon + 1), (u + w, cam.horizon - rise),
-                            (u, cam.horizon - rise)], ID["building"], hazy, FAR * 1.2)
+            canvas.polygon(
+                [
+                    (u, cam.horizon + 1),
+                    (u + w, cam.horizon + 1),
+                    (u + w, cam.horizon - rise),
+                    (u, cam.horizon - rise),
+                ],
+                ID["building"],
+                hazy,
+                FAR * 1.2,
+            )
         else:
-            canvas.ellipse((u, cam.horizon - rise, u + w, cam.horizon + rise * 0.3 + 1), ID["vegetation"],
-                           paint.foliage_color(rng), FAR * 1.2)
+            canvas.ellipse(
+                (u, cam.horizon - rise, u + w, cam.horizon + rise * 0.3 + 1),
+                ID["vegetation"],
+                paint.foliage_color(rng),
+                FAR * 1.2,
+            )
         u += w * rng.uniform(0.6, 1.0)
 
 
@@ -202,13 +250,22 @@ def _draw_barrier(pen: WorldPen, rng, side: Side) -> None:
     color = paint.concrete_color(rng) if side.yard_barrier == ID["wall"] else paint.metal_color(rng)
     z0, z1 = rng.uniform(2, 15), rng.uniform(30, 120)
     if side.yard_barrier == ID["wall"]:
-        pen.polygon([(x, 0, z0), (x, 0, z1), (x, height, z1), (x, height, z0)], ID["wall"], color, z0)
+        pen.polygon(
+            [(x, 0, z0), (x, 0, z1), (x, height, z1), (x, height, z0)], ID["wall"], color, z0
+        )
         return
     # A board or mesh fence: a solid panel (gaps are finer than a pixel at our sizes), with posts.
-    pen.polygon([(x, 0.05, z0), (x, 0.05, z1), (x, height, z1), (x, height, z0)], ID["fence"], color, z0)
+    pen.polygon(
+        [(x, 0.05, z0), (x, 0.05, z1), (x, height, z1), (x, height, z0)], ID["fence"], color, z0
+    )
     post = shade(color, rng.uniform(0.5, 0.8))
     for z in np.arange(z1, z0, -rng.uniform(2.0, 3.5)):
-        pen.polygon([(x, 0, z), (x, 0, z + 0.15), (x, height + 0.1, z + 0.15), (x, height + 0.1, z)], ID["fence"], post, z)
+        pen.polygon(
+            [(x, 0, z), (x, 0, z + 0.15), (x, height + 0.1, z + 0.15), (x, height + 0.1, z)],
+            ID["fence"],
+            post,
+            z,
+        )
 
 
 def child_rng(rng: np.random.Generator) -> np.random.Generator:
@@ -226,7 +283,11 @@ class Placement:
 
     def visible(self, cam: Camera, width: int, reach: float = 4.0, length: float = 13.0) -> bool:
         """Could any of it (within reach metres sideways, length deep) land in the frame?"""
-        us = [cam.cx + cam.focal * (self.x + dx) / z for z in (self.z, self.z + length) for dx in (-reach, reach)]
+        us = [
+            cam.cx + cam.focal * (self.x + dx) / z
+            for z in (self.z, self.z + length)
+            for dx in (-reach, reach)
+        ]
         return max(us) >= 0 and min(us) < width
 
 
@@ -262,7 +323,9 @@ def _place_things(rng, street: Street) -> list[Placement]:
     for lane_x, facing in street.lanes:
         z = rng.uniform(6, 20) if abs(lane_x) < 1.0 else rng.uniform(3, 15)
         while z < OBJECTS_FAR:
-            kind = rng.choice([things.draw_car, things.draw_truck, things.draw_bus], p=[0.74, 0.13, 0.13])
+            kind = rng.choice(
+                [things.draw_car, things.draw_truck, things.draw_bus], p=[0.74, 0.13, 0.13]
+            )
             put(kind, lane_x + rng.normal(0, 0.2), z, facing)
             z += rng.uniform(12, 40)
     return placed
@@ -272,13 +335,20 @@ def _draw_ego_hood(canvas: Canvas, rng) -> None:
     """The bonnet of the recording car, labelled ignore as Cityscapes labels 'ego vehicle'."""
     width, height = canvas.size
     top = height * rng.uniform(0.88, 0.95)
-    arc = [(u, top + (height - top) * 0.6 * (2 * u / width - 1) ** 2) for u in np.linspace(0, width, 16)]
+    arc = [
+        (u, top + (height - top) * 0.6 * (2 * u / width - 1) ** 2)
+        for u in np.linspace(0, width, 16)
+    ]
     canvas.polygon(arc + [(width, height), (0, height)], IGNORE_INDEX, paint.any_color(rng), 1.0)
 
 
 def render_street_scene(rng: np.random.Generator, height: int, width: int) -> RenderedScene:
-    cam = Camera(focal=width * rng.uniform(0.75, 1.05), cx=width * rng.uniform(0.4, 0.6),
-                 horizon=height * rng.uniform(0.36, 0.5), height=rng.uniform(1.2, 1.7))
+    cam = Camera(
+        focal=width * rng.uniform(0.75, 1.05),
+        cx=width * rng.uniform(0.4, 0.6),
+        horizon=height * rng.uniform(0.36, 0.5),
+        height=rng.uniform(1.2, 1.7),
+    )
     street = _layout(rng)
     rgb = np.zeros((height, width, 3), np.uint8)
     label = np.full((height, width), ID["sky"], np.uint8)

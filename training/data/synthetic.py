@@ -13,10 +13,9 @@ fill one cache together, and from the second epoch on nothing is generated again
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-
-import logging
 
 import numpy as np
 import torch
@@ -42,12 +41,16 @@ class SyntheticOptions:
 
     def __post_init__(self) -> None:
         if min(self.size) < 16:
-            raise ValueError(f"synthetic size must be at least 16x16, got {self.size[0]}x{self.size[1]}")
+            raise ValueError(
+                f"synthetic size must be at least 16x16, got {self.size[0]}x{self.size[1]}"
+            )
         if not self.conditions:
             raise ValueError("synthetic needs at least one condition")
         for condition in self.conditions:
             if condition not in CONDITIONS:
-                raise ValueError(f"unknown condition {condition!r}; expected one of {', '.join(CONDITIONS)}")
+                raise ValueError(
+                    f"unknown condition {condition!r}; expected one of {', '.join(CONDITIONS)}"
+                )
         for split in SPLITS:
             if getattr(self, split) < 0:
                 raise ValueError(f"synthetic {split} size must be >= 0, got {getattr(self, split)}")
@@ -56,21 +59,33 @@ class SyntheticOptions:
         return getattr(self, split)
 
 
-def generate_scene(seed: int, split: str, index: int, size: Sequence[int] = (128, 256),
-                   conditions: Sequence[str] = ("clear",)) -> tuple[np.ndarray, np.ndarray]:
-    """One sample as (HxWx3 uint8 image, HxW uint8 train-id mask), deterministic in its arguments."""
+def generate_scene(
+    seed: int,
+    split: str,
+    index: int,
+    size: Sequence[int] = (128, 256),
+    conditions: Sequence[str] = ("clear",),
+) -> tuple[np.ndarray, np.ndarray]:
+    """One sample, (HxWx3 uint8 image, HxW uint8 train-id mask): a pure function of the args."""
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
     # Separate seed streams per split (no overlap) and for the look (same layout in all weathers).
     key = [int(seed), SPLITS.index(split), int(index)]
     condition = conditions[int(np.random.default_rng(key + [0]).integers(len(conditions)))]
     scene = render_street_scene(np.random.default_rng(key + [1]), int(size[0]), int(size[1]))
-    image = apply_appearance(scene, np.random.default_rng(key + [2 + CONDITIONS.index(condition)]), condition)
+    image = apply_appearance(
+        scene, np.random.default_rng(key + [2 + CONDITIONS.index(condition)]), condition
+    )
     return image, scene.label
 
 
 class SyntheticStreetScenes(SegmentationDataset):
-    def __init__(self, split: str, options: SyntheticOptions = SyntheticOptions(), transform: Callable | None = None):
+    def __init__(
+        self,
+        split: str,
+        options: SyntheticOptions = SyntheticOptions(),
+        transform: Callable | None = None,
+    ):
         super().__init__(transform)
         if split not in SPLITS:
             raise ValueError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
@@ -81,10 +96,16 @@ class SyntheticStreetScenes(SegmentationDataset):
         cache_bytes = len(self) * height * width * 4
         if options.cache and cache_bytes <= CACHE_LIMIT_BYTES:
             # Created before any worker starts, so every worker writes into the same memory.
-            self._cache = torch.zeros((len(self), height, width, 4), dtype=torch.uint8).share_memory_()
+            self._cache = torch.zeros(
+                (len(self), height, width, 4), dtype=torch.uint8
+            ).share_memory_()
             self._ready = torch.zeros(len(self), dtype=torch.bool).share_memory_()
         elif options.cache:
-            log.info("synthetic %s split needs %.1f GiB to cache; generating on the fly", split, cache_bytes / 2**30)
+            log.info(
+                "synthetic %s split needs %.1f GiB to cache; generating on the fly",
+                split,
+                cache_bytes / 2**30,
+            )
 
     def __len__(self) -> int:
         return self.options.count(self.split)

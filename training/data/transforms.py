@@ -20,7 +20,7 @@ from training.presets import IGNORE_INDEX, MEAN, STD
 
 
 class DenseTarget(tv_tensors.Mask):
-    """A per-pixel extra (e.g. C x H x W teacher logits): geometry like a mask, fill 0, no colour ops.
+    """A per-pixel extra (e.g. C x H x W teacher logits): moves like a mask, pads with 0, no colour.
 
     Points padded in by crop or rotation carry ignore in the mask; losses on extras should
     skip those pixels, since 0 is only a placeholder.
@@ -53,8 +53,13 @@ class RandomScale(v2.Transform):
         return {"size": [max(1, round(height * ratio)), max(1, round(width * ratio))]}
 
     def transform(self, inpt, params: dict):
-        return self._call_kernel(F.resize, inpt, params["size"], interpolation=v2.InterpolationMode.BILINEAR,
-                                 antialias=True)
+        return self._call_kernel(
+            F.resize,
+            inpt,
+            params["size"],
+            interpolation=v2.InterpolationMode.BILINEAR,
+            antialias=True,
+        )
 
 
 class JointTransform:
@@ -69,7 +74,9 @@ class JointTransform:
     def __call__(self, image: torch.Tensor, mask: torch.Tensor, *extras: torch.Tensor) -> tuple:
         image = image if isinstance(image, tv_tensors.Image) else tv_tensors.Image(image)
         mask = mask if isinstance(mask, tv_tensors.Mask) else tv_tensors.Mask(mask)
-        extras = tuple(e if isinstance(e, tv_tensors.TVTensor) else self.wrap_extra(e) for e in extras)
+        extras = tuple(
+            e if isinstance(e, tv_tensors.TVTensor) else self.wrap_extra(e) for e in extras
+        )
         return tuple(self.pipeline(image, mask, *extras))
 
     @staticmethod
@@ -84,14 +91,22 @@ class JointTransform:
 def _to_model_input() -> list[v2.Transform]:
     """uint8 image to float normalised with the one set of constants; mask to int64."""
     return [
-        v2.ToDtype({tv_tensors.Image: torch.float32, tv_tensors.Mask: torch.int64, "others": None}, scale=True),
+        v2.ToDtype(
+            {tv_tensors.Image: torch.float32, tv_tensors.Mask: torch.int64, "others": None},
+            scale=True,
+        ),
         v2.Normalize(mean=list(MEAN), std=list(STD)),
     ]
 
 
-def train_transforms(size: Sequence[int], scale_range: tuple[float, float] = (0.5, 2.0),
-                     rotation_deg: float = 10.0, hflip: bool = True, vflip: bool = False,
-                     jitter: tuple[float, float, float] = (0.3, 0.3, 0.3)) -> JointTransform:
+def train_transforms(
+    size: Sequence[int],
+    scale_range: tuple[float, float] = (0.5, 2.0),
+    rotation_deg: float = 10.0,
+    hflip: bool = True,
+    vflip: bool = False,
+    jitter: tuple[float, float, float] = (0.3, 0.3, 0.3),
+) -> JointTransform:
     """The paper's training augmentation. Output: image float (3, H, W), mask int64 (H, W).
 
     Random scale, then a random crop of exactly `size` (padded with ignore where the scaled
@@ -99,20 +114,31 @@ def train_transforms(size: Sequence[int], scale_range: tuple[float, float] = (0.
     ignore in the uncovered corners; flips; brightness/contrast/saturation jitter.
     """
     size = (int(size[0]), int(size[1]))
-    steps: list[v2.Transform] = [RandomScale(size, scale_range), v2.RandomCrop(size, pad_if_needed=True, fill=_fill())]
+    steps: list[v2.Transform] = [
+        RandomScale(size, scale_range),
+        v2.RandomCrop(size, pad_if_needed=True, fill=_fill()),
+    ]
     if rotation_deg:
-        steps.append(v2.RandomRotation(rotation_deg, interpolation=v2.InterpolationMode.BILINEAR, fill=_fill()))
+        steps.append(
+            v2.RandomRotation(
+                rotation_deg, interpolation=v2.InterpolationMode.BILINEAR, fill=_fill()
+            )
+        )
     if hflip:
         steps.append(v2.RandomHorizontalFlip())
     if vflip:
         steps.append(v2.RandomVerticalFlip())
     brightness, contrast, saturation = jitter
     if brightness or contrast or saturation:
-        steps.append(v2.ColorJitter(brightness=brightness, contrast=contrast, saturation=saturation))
+        steps.append(
+            v2.ColorJitter(brightness=brightness, contrast=contrast, saturation=saturation)
+        )
     return JointTransform(steps + _to_model_input())
 
 
 def eval_transforms(size: Sequence[int] | None = None) -> JointTransform:
     """Resize only (mask nearest-neighbour), then the same conversion as training."""
-    steps: list[v2.Transform] = [] if size is None else [v2.Resize((int(size[0]), int(size[1])), antialias=True)]
+    steps: list[v2.Transform] = (
+        [] if size is None else [v2.Resize((int(size[0]), int(size[1])), antialias=True)]
+    )
     return JointTransform(steps + _to_model_input())
