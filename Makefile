@@ -12,9 +12,9 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
-# The main job on the embedded synthetic dataset.
+# The main job on the embedded synthetic dataset: teacher -> KD student -> report.
 demo: $(STAMP)
-	$(PY) -m training.profile --input-size 256 512 --json runs/profile.json
+	$(PY) -m training.distill
 
 test: $(STAMP)
 	$(PY) -m pytest -q
