@@ -103,11 +103,16 @@ def model_from_checkpoint(checkpoint: dict | str | Path) -> nn.Module:
     if not isinstance(checkpoint, dict):
         checkpoint = load_checkpoint(checkpoint)
     arch = dict(checkpoint["arch"])
+    pruned = arch.pop("pruned", None)  # layer shapes of a structurally pruned model
     try:
         model = build_model(**arch)
     except TypeError as exc:
         raise UserError(f"checkpoint architecture {arch.get('name')!r} cannot be rebuilt: "
                         f"{exc}") from None
+    if pruned is not None:
+        from training.pruning import reshape_to_record
+        model = reshape_to_record(model, pruned)
+        model.arch = dict(checkpoint["arch"])
     expected, given = set(model.state_dict()), set(checkpoint["model"])
     if expected != given:
         example = sorted(expected ^ given)[0]
@@ -117,8 +122,11 @@ def model_from_checkpoint(checkpoint: dict | str | Path) -> nn.Module:
     try:
         model.load_state_dict(checkpoint["model"])
     except RuntimeError as exc:  # same keys, other shapes
+        hint = "" if pruned is not None else \
+            " (a pruned model's checkpoint must record its layer shapes in arch['pruned'])"
         raise UserError(f"checkpoint weights do not match the recorded architecture "
-                        f"{arch.get('name')!r}: {str(exc).strip().splitlines()[-1][:200]}") from None
+                        f"{arch.get('name')!r}: {str(exc).strip().splitlines()[-1][:200]}"
+                        f"{hint}") from None
     return model.eval()
 
 

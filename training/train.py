@@ -63,8 +63,12 @@ def build_train_set(config: dict, spec, soft_labels=None):
 
 
 def run(config: dict, resume: Path | None = None, distill: bool = False,
-        on_step=None) -> dict:
-    """Train (or distil into) `config['model']`; returns the trainer's summary plus paths."""
+        on_step=None, initial_model: torch.nn.Module | None = None) -> dict:
+    """Train (or distil into) `config['model']`; returns the trainer's summary plus paths.
+
+    `initial_model` replaces the freshly built `config['model']` (fine-tuning a pruned model,
+    for instance); its `arch` is what the checkpoints record.
+    """
     device = select_device(config["device"])
     dist = init_distributed(device.type)
     if dist.enabled and device.type == "cuda":
@@ -74,10 +78,14 @@ def run(config: dict, resume: Path | None = None, distill: bool = False,
     dataset = dataset_record(spec)
     dataset["spec"] = config["dataset"]
     validate_input_size(config["input_size"], config["output_stride"])
-    model = build_model(config["model"], num_classes=spec.num_classes,
-                        output_stride=config["output_stride"],
-                        backbone_weights=config["backbone_weights"],
-                        aux_loss=config["aux_loss"], dropout=config["dropout"]).to(device)
+    if initial_model is None and resume and "pruned" in load_checkpoint(resume)["arch"]:
+        initial_model = model_from_checkpoint(resume)  # a resumed pruned run keeps its shapes
+    model = initial_model if initial_model is not None else \
+        build_model(config["model"], num_classes=spec.num_classes,
+                    output_stride=config["output_stride"],
+                    backbone_weights=config["backbone_weights"],
+                    aux_loss=config["aux_loss"], dropout=config["dropout"])
+    model = model.to(device)
     if config["channels_last"]:
         model = model.to(memory_format=torch.channels_last)
 
