@@ -51,17 +51,18 @@ def extend_class_list(old: list[str], new: list[str], dataset: list[str]) -> lis
 
 def label_lookup(dataset_names: list[str], model_names: list[str], ignored: list[str],
                  ignore_index: int) -> torch.Tensor:
-    """lookup[dataset id] = model id, ignore_index for ignored classes, -1 for undeclared."""
+    """lookup[dataset id] = model id, ignore_index for ignored classes (model classes too:
+    the background-shift setting), -1 for undeclared."""
     unknown = sorted(set(ignored) - set(dataset_names))
     if unknown:
         raise UserError(f"--ignore-classes {unknown[0]!r} is not a class of the data "
                         f"({', '.join(dataset_names)})")
     lookup = torch.full((len(dataset_names),), -1, dtype=torch.long)
     for index, name in enumerate(dataset_names):
-        if name in model_names:
-            lookup[index] = model_names.index(name)
-        elif name in ignored:
+        if name in ignored:  # first: old classes the new annotations do not cover
             lookup[index] = ignore_index
+        elif name in model_names:
+            lookup[index] = model_names.index(name)
     return lookup
 
 
