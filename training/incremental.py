@@ -119,6 +119,10 @@ def increment(checkpoint_path: str | Path, new_data: str, method: str, out: str 
     if use_replay:
         if checkpoint.get("replay"):
             replay = ReplayMemory.from_state(checkpoint["replay"])
+            if memory is not None:  # a new size applies from this task's re-selection on
+                if memory < 1:
+                    raise UserError(f"--memory must be at least 1, got {memory}")
+                replay.capacity = int(memory)
         else:
             old_train = _old_data(record)
             capacity = 32 if memory is None else int(memory)
