@@ -1,0 +1,114 @@
+"""Copy the latest exported model and its contract into a demo app.
+
+    python android_demo/tools/copy_assets.py android            # -> android_demo/app/src/main/assets
+    python android_demo/tools/copy_assets.py ios                # -> ios_demo/SegKitDemo/Model
+    python android_demo/tools/copy_assets.py android --from artifacts/quickstart_student
+
+"Latest" is the newest artifact with the app's file name (from AppContract.kt / .swift)
+anywhere under --artifacts (default: artifacts/). The contract is validated with
+conversion.contract and must have the schema version, input layout and dtype the app reads;
+otherwise nothing is copied and the command exits with status 2 and one line.
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from app_constants import ROOT, kotlin_constants, swift_constants  # noqa: E402
+
+DESTINATIONS = {"android": ROOT / "android_demo/app/src/main/assets",
+                "ios": ROOT / "ios_demo/SegKitDemo/Model"}
+
+
+class AssetError(Exception):
+    """Bad input: the message is the whole story."""
+
+
+def expectations(platform: str) -> dict:
+    """The artifact name and what the app accepts, as declared in the app's own source."""
+    if platform == "android":
+        k = kotlin_constants()
+        return {"artifact": k["MODEL_ASSET"], "contract": k["CONTRACT_ASSET"],
+                "schema": k["SUPPORTED_SCHEMA_VERSION"], "layouts": [k["INPUT_LAYOUT"]],
+                "dtypes": k["INPUT_DTYPES"].split(",")}
+    s = swift_constants()
+    return {"artifact": s["modelPackage"], "contract": s["contractResource"],
+            "schema": s["supportedSchemaVersion"], "layouts": s["inputLayouts"].split(","),
+            "dtypes": s["inputDtypes"].split(",")}
+
+
+def find_latest(artifacts: Path, name: str) -> Path:
+    candidates = [p for p in artifacts.rglob(name) if not any(
+        part.startswith(".") for part in p.relative_to(artifacts).parts)]
+    if not candidates:
+        raise AssetError(f"no {name} under {artifacts}: export one first, e.g. `python -m "
+                         f"conversion.export --target all` (or pass --from DIR)")
+    return max(candidates, key=lambda p: p.stat().st_mtime)
+
+
+def check_contract(artifact: Path, want: dict) -> dict:
+    from conversion.contract import ContractError, contract_path, load_contract
+    if not contract_path(artifact).is_file():
+        raise AssetError(f"{artifact} has no contract {contract_path(artifact).name} next to it")
+    try:
+        contract = load_contract(artifact)  # validates against conversion.contract.SCHEMA
+    except ContractError as exc:
+        raise AssetError(str(exc)) from None
+    if contract["schema_version"] != want["schema"]:
+        raise AssetError(f"{artifact.name}: contract schema v{contract['schema_version']}, the "
+                         f"app reads v{want['schema']}")
+    spec = contract["input"]
+    if spec["layout"] not in want["layouts"] or spec["dtype"] not in want["dtypes"]:
+        raise AssetError(f"{artifact.name}: input {spec['layout']} {spec['dtype']} is not what "
+                         f"the app takes ({want['layouts']} {want['dtypes']})")
+    return contract
+
+
+def copy(platform: str, artifacts: Path, dest: Path, source_dir: Path | None = None) -> Path:
+    want = expectations(platform)
+    if source_dir is not None:
+        artifact = source_dir / want["artifact"]
+        if not artifact.exists():
+            raise AssetError(f"no {want['artifact']} in {source_dir}")
+    else:
+        artifact = find_latest(artifacts, want["artifact"])
+    contract = check_contract(artifact, want)
+    dest.mkdir(parents=True, exist_ok=True)
+    target = dest / want["artifact"]
+    if target.is_dir():
+        shutil.rmtree(target)
+    if artifact.is_dir():  # .mlpackage
+        shutil.copytree(artifact, target)
+    else:
+        shutil.copyfile(artifact, target)
+    shutil.copyfile(artifact.with_name(artifact.name + ".json"), dest / want["contract"])
+    print(f"copied {artifact} ({contract['artifact']['precision']}, "
+          f"{contract['export']['input_size'][0]}x{contract['export']['input_size'][1]}) "
+          f"and its contract to {dest}")
+    return target
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("platform", choices=sorted(DESTINATIONS))
+    parser.add_argument("--artifacts", type=Path, default=ROOT / "artifacts",
+                        help="where to look for the latest export (default: artifacts/)")
+    parser.add_argument("--from", dest="source_dir", type=Path,
+                        help="copy from this export directory instead of the latest")
+    parser.add_argument("--dest", type=Path, help="default: the app's asset folder")
+    args = parser.parse_args(argv)
+    sys.path.insert(0, str(ROOT))
+    try:
+        copy(args.platform, args.artifacts, args.dest or DESTINATIONS[args.platform],
+             args.source_dir)
+    except AssetError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()
