@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test profile preview clean-runs
+.PHONY: demo test profile preview clean-runs android-assets ios-assets
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -16,8 +16,17 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(PY) -m training.distill
 
+# The Kotlin core of android_demo is compiled and unit-tested with Debian's kotlinc + JUnit 4.
 test: $(STAMP)
+	@command -v kotlinc >/dev/null || (apt-get update -q && apt-get install -y -q kotlin junit4)
 	$(PY) -m pytest -q
+
+# Copy the newest export (and its contract) into the demo apps.
+android-assets: $(STAMP)
+	$(PY) android_demo/tools/copy_assets.py android
+
+ios-assets: $(STAMP)
+	$(PY) android_demo/tools/copy_assets.py ios
 
 profile: $(STAMP)
 	$(PY) -m training.profile --input-size 512 1024 --json benchmarks/results/profile_512x1024.json
