@@ -38,9 +38,12 @@ def gzip_size_mb(model) -> float:
 
 
 def export_int8(checkpoint: Path, out: Path) -> dict:
-    """conversion.export in its own process (TensorFlow and torch.export do not mix well)."""
+    """conversion.export in its own process (TensorFlow and torch.export do not mix well).
+
+    Absolute paths: conversion.export fails on a relative --out (calibration.npy not found).
+    """
     command = [sys.executable, "-m", "conversion.export", "--target", "tflite", "--checkpoint",
-               str(checkpoint), "--out", str(out), "--calib-count", "32"]
+               str(checkpoint.resolve()), "--out", str(out.resolve()), "--calib-count", "32"]
     done = subprocess.run(command, capture_output=True, text=True)
     report = out / "parity.json"
     if not report.is_file():
@@ -122,7 +125,8 @@ def main(argv=None) -> list[dict]:
                        "--out", str(work / "qat.pth"), *qat])
     rows.append(measure("qat", work / "qat.pth", args))
 
-    (args.out / "rows.json").write_text(json.dumps(rows, indent=2))
+    size = load_checkpoint(args.checkpoint)["config"]["input_size"]
+    (args.out / "rows.json").write_text(json.dumps({"input_size": size, "rows": rows}, indent=2))
     with open(args.out / "rows.csv", "w", newline="") as stream:
         fields = sorted({key for row in rows for key in row}, key=lambda k: (k != "variant", k))
         writer = csv.DictWriter(stream, fields)
