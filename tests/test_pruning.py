@@ -135,3 +135,11 @@ def test_cli_prunes_and_finetunes_with_distillation(tmp_path):
     loaded = model_from_checkpoint(out)
     assert count_parameters(loaded) == result["params_after"]
     assert torch.load(out, weights_only=True)["epoch"] >= 1  # went through the trainer
+
+
+def test_the_aux_head_is_coupled_and_keeps_its_classes():
+    model = build_model("deeplabv3lite_mobilenetv2", num_classes=5, aux_loss=True).eval()
+    pruned = prune(model, "structured", "l1", 0.5, input_size=SIZE)
+    outputs = pruned.forward_all(torch.rand(1, 3, *SIZE))
+    assert outputs["aux"].shape == outputs["out"].shape == (1, 5, *SIZE)
+    assert pruned.aux_classifier[0][0].in_channels < model.aux_classifier[0][0].in_channels
