@@ -135,6 +135,11 @@ def test_cli_prunes_and_finetunes_with_distillation(tmp_path):
     loaded = model_from_checkpoint(out)
     assert count_parameters(loaded) == result["params_after"]
     assert torch.load(out, weights_only=True)["epoch"] >= 1  # went through the trainer
+    # A pruned run resumes with its own shapes (train.run rebuilds it from the checkpoint).
+    from training import train
+    summary = train.main(["--resume", str(tmp_path / "pruned_finetune" / "last.pth"),
+                          "--epochs", "2"])
+    assert count_parameters(model_from_checkpoint(summary["last"])) == result["params_after"]
 
 
 def test_the_aux_head_is_coupled_and_keeps_its_classes():
