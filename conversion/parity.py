@@ -150,26 +150,29 @@ def _fmt(value, digits: int = 4) -> str:
 
 
 def render_markdown(report: dict, class_names: list[str]) -> str:
+    held, calib = report.get("held_out") or {}, report.get("calibration") or {}
     lines = [f"# Parity report: {report.get('checkpoint', '?')}", "",
-             f"Reference: PyTorch fp32 on {report.get('held_out', {}).get('count', '?')} "
-             f"held-out images ({report.get('held_out', {}).get('spec')}, split "
-             f"{report.get('held_out', {}).get('split')}), input "
+             f"Reference: PyTorch fp32 on {held.get('count', '?')} held-out images "
+             f"({held.get('spec')}, split {held.get('split')}), input "
              f"{'x'.join(map(str, report.get('input_size', [])))}; calibration: "
-             f"{report.get('calibration', {}).get('count', '-')} images of "
-             f"{report.get('calibration', {}).get('spec', '-')}.", "",
+             f"{calib.get('count', '-')} images of {calib.get('spec', '-')}.", "",
              "| file | target | precision | agreement | max abs err | mIoU artifact | "
              "mIoU reference | size MB | latency ms | threads | passed |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
+    skipped = None
     for entry in report["artifacts"]:
         passed = "yes" if entry["passed"] else "**NO**: " + "; ".join(entry.get("failures", []))
         if entry.get("skipped"):
-            passed += f" (numeric parity skipped: {entry['skipped']})"
+            passed += " (spec checked; numeric parity skipped¹)"
+            skipped = entry["skipped"]
         lines.append(f"| {entry['file']} | {entry['target']} | {entry['precision']} | "
                      f"{_fmt(entry.get('agreement'))} | {_fmt(entry.get('max_abs_err'), 6)} | "
                      f"{_fmt(entry.get('miou_artifact'), 2)} | "
                      f"{_fmt(entry.get('miou_reference'), 2)} | {_fmt(entry['size_mb'], 2)} | "
                      f"{_fmt(entry.get('latency_ms'), 1)} | {entry.get('threads', '-')} | "
                      f"{passed} |")
+    if skipped:
+        lines += ["", f"¹ {skipped}"]
     measured = [e for e in report["artifacts"] if e.get("per_class_iou_delta")]
     if measured:
         lines += ["", "## Per-class IoU delta (artifact - reference, points)", "",

@@ -246,7 +246,8 @@ class ExportRun:
         if self.s.fold_normalization:
             frames = anchor_pixel_range(frames)
         produced = convert_to_tflite(onnx_path, work / "onnx2tf", frames,
-                                     fold_normalization=self.s.fold_normalization)
+                                     fold_normalization=self.s.fold_normalization,
+                                     int16=self.s.int16)
         wanted = [p for p in TFLITE_FILES if p != "int16x8" or self.s.int16]
         missing = [p for p in wanted if p not in produced]
         if missing:

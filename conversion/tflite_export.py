@@ -47,7 +47,8 @@ def _log_tail(log: Path, lines: int = 15) -> str:
 
 
 def convert_to_tflite(onnx_path: Path, work_dir: Path, calibration: np.ndarray, *,
-                      fold_normalization: bool, timeout_s: float = 3600) -> dict[str, Path]:
+                      fold_normalization: bool, int16: bool = False,
+                      timeout_s: float = 3600) -> dict[str, Path]:
     """Every TFLite variant of `onnx_path`, calibrated on uint8 NHWC `calibration` frames.
 
     Returns {precision: path} for the variants onnx2tf produced (see VARIANTS).
@@ -59,8 +60,7 @@ def convert_to_tflite(onnx_path: Path, work_dir: Path, calibration: np.ndarray, 
     out_dir, log = work_dir / "tflite", work_dir / "onnx2tf.log"
     command = [sys.executable, "-m", "conversion.tflite_export", "--onnx", str(onnx_path),
                "--calib", str(calib_path), "--out", str(out_dir)]
-    if fold_normalization:
-        command.append("--fold-normalization")
+    command += ["--fold-normalization"] * fold_normalization + ["--int16"] * int16
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [
         str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH")])))
     with open(log, "w") as stream:
@@ -74,7 +74,7 @@ def convert_to_tflite(onnx_path: Path, work_dir: Path, calibration: np.ndarray, 
     stem = Path(onnx_path).stem
     for suffix, precision in VARIANTS.items():
         path = out_dir / f"{stem}_{suffix}.tflite"
-        if path.is_file():
+        if path.is_file() and path.stat().st_size > 0:  # empty: skipped on purpose
             produced[precision] = path
     if done.returncode != 0 or "fp32" not in produced:
         raise ConversionError(f"onnx2tf failed (exit {done.returncode}); end of {log}:\n"
@@ -87,6 +87,33 @@ def convert_to_tflite(onnx_path: Path, work_dir: Path, calibration: np.ndarray, 
 def _no_network(*args, **kwargs):
     raise ConnectionError("conversion.tflite_export is offline-only: onnx2tf tried to download "
                           f"{args[0] if args else 'something'}")
+
+
+def _calibrate_only_shipped_variants(int16: bool) -> None:
+    """onnx2tf 1.28 calibrates four integer variants, each a full pass over the calibration
+    set. We ship full-integer int8 (and, on request, full-integer int16x8); the others (float
+    in/out) return an empty model before they calibrate, which onnx2tf writes as an empty
+    file (raising instead would also skip full int8: onnx2tf tries both in one block)."""
+    import tensorflow as tf
+
+    from_saved_model = tf.lite.TFLiteConverter.from_saved_model
+
+    def selective(*args, **kwargs):
+        converter = from_saved_model(*args, **kwargs)
+        convert = converter.convert
+
+        def convert_if_shipped():
+            if converter.representative_dataset is not None:
+                wide = tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8
+                if converter.inference_input_type == tf.float32 or (
+                        wide in converter.target_spec.supported_ops and not int16):
+                    return b""  # not shipped: skipped before calibration
+            return convert()
+
+        converter.convert = convert_if_shipped
+        return converter
+
+    tf.lite.TFLiteConverter.from_saved_model = selective
 
 
 def _write_sample_file(calibration: np.ndarray) -> None:
@@ -103,6 +130,7 @@ def _child(argv: list[str] | None = None) -> None:
     parser.add_argument("--calib", required=True, help=".npy float32 NHWC frames in 0..1")
     parser.add_argument("--out", required=True)
     parser.add_argument("--fold-normalization", action="store_true")
+    parser.add_argument("--int16", action="store_true", help="also int16-activation variants")
     args = parser.parse_args(argv)
 
     bin_dir = os.path.dirname(sys.executable)
@@ -113,6 +141,7 @@ def _child(argv: list[str] | None = None) -> None:
     import requests
     requests.get = requests.post = _no_network  # onnx2tf imports the module, not the names
     import onnx2tf
+    _calibrate_only_shipped_variants(args.int16)
 
     calibration = np.load(args.calib)
     _write_sample_file(calibration)

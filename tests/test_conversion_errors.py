@@ -1,0 +1,96 @@
+"""Bad input: one clear line on stderr, exit status 2, and nothing written."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from conversion import export
+from training.errors import run_cli
+
+
+def _fails(argv, capsys, out: Path | None = None) -> str:
+    with pytest.raises(SystemExit) as stopped:
+        run_cli(export.main, argv)
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err, err
+    if out is not None:
+        assert not out.exists(), f"{out} was created"
+    return err
+
+
+def _args(checkpoint, out, *extra):
+    return ["--target", "tflite", "--checkpoint", str(checkpoint), "--out", str(out),
+            "--calib-count", "8", "--parity-count", "4", *extra]
+
+
+def test_unknown_architecture(tmp_path, capsys):
+    checkpoint = tmp_path / "alien.pth"
+    torch.save({"format": 1, "model": {}, "arch": {"name": "segformer_b9", "num_classes": 19},
+                "dataset": {}, "config": {}}, checkpoint)
+    err = _fails(_args(checkpoint, tmp_path / "out"), capsys, tmp_path / "out")
+    assert "unknown model 'segformer_b9'" in err
+
+
+def test_calibration_set_smaller_than_n(tiny_trained_student, tmp_path, capsys):
+    out = tmp_path / "out"
+    err = _fails(_args(tiny_trained_student, out, "--calib-count", "1000"), capsys, out)
+    assert "fewer than --calib-count 1000" in err and "48 images" in err
+
+
+def test_calibration_array_with_the_wrong_channel_count(tiny_trained_student, tmp_path, capsys):
+    frames = tmp_path / "rgba.npy"
+    np.save(frames, np.zeros((8, 64, 128, 4), np.uint8))
+    out = tmp_path / "out"
+    err = _fails(_args(tiny_trained_student, out, "--calib", str(frames)), capsys, out)
+    assert "4 channels" in err and "(N, H, W, 3)" in err
+
+
+def test_calibration_array_with_too_few_frames(tiny_trained_student, tmp_path, capsys):
+    frames = tmp_path / "few.npy"
+    np.save(frames, np.zeros((3, 64, 128, 3), np.uint8))
+    out = tmp_path / "out"
+    err = _fails(_args(tiny_trained_student, out, "--calib", str(frames)), capsys, out)
+    assert "holds 3 images, fewer than --calib-count 8" in err
+
+
+def test_unwritable_output_directory(tiny_trained_student, tmp_path, capsys):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a directory")
+    err = _fails(_args(tiny_trained_student, blocker / "out"), capsys, blocker / "out")
+    assert "not writable" in err
+    assert blocker.read_text() == "not a directory"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes through permission bits")
+def test_read_only_output_directory(tiny_trained_student, tmp_path, capsys):
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o555)
+    err = _fails(_args(tiny_trained_student, locked / "out"), capsys, locked / "out")
+    assert "not writable" in err
+
+
+def test_input_size_not_divisible_by_the_output_stride(tiny_trained_student, tmp_path, capsys):
+    out = tmp_path / "out"
+    err = _fails(_args(tiny_trained_student, out, "--input-size", "60", "128"), capsys, out)
+    assert "not divisible by the output stride 16" in err
+
+
+def test_missing_default_checkpoint_says_how_to_make_one(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    err = _fails(["--target", "onnx"], capsys, tmp_path / "artifacts")
+    assert "python -m training.distill" in err and "--checkpoint" in err
+
+
+def test_held_out_set_smaller_than_m_on_real_camvid(tiny_trained_student, tmp_path, capsys):
+    camvid = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "camvid"
+    if not camvid.is_dir():
+        pytest.skip(f"no CamVid copy at {camvid}")
+    out = tmp_path / "out"
+    err = _fails(_args(tiny_trained_student, out, "--calib", f"camvid:{camvid}",
+                       "--parity-count", "500"), capsys, out)
+    assert "fewer than --parity-count 500" in err

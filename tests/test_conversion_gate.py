@@ -1,0 +1,70 @@
+"""The gate: an artifact that misses its thresholds is held back, the command exits non-zero,
+and what the output directory held before stays exactly as it was."""
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from conversion import export
+
+ONNX = "deeplabv3lite_mobilenetv2_fp32.onnx"
+
+
+def _export_onnx(checkpoint, out, *extra):
+    return export.main(["--target", "onnx", "--checkpoint", str(checkpoint), "--parity-count",
+                        "8", "--out", str(out), *extra])
+
+
+def _fingerprint(path):
+    stat = path.stat()
+    return stat.st_ino, stat.st_mtime_ns, path.read_bytes()
+
+
+def test_a_failing_threshold_exits_non_zero_and_leaves_the_directory_alone(
+        tiny_trained_student, tmp_path):
+    out = tmp_path / "artifacts"
+    _export_onnx(tiny_trained_student, out)  # a passing export first
+    before = {p.name: _fingerprint(p) for p in out.iterdir() if p.name != "parity.json"
+              and p.name != "parity.md"}
+    assert ONNX in before and ONNX + ".json" in before
+
+    # fp32 ONNX differs from PyTorch by ~1e-6, so a zero tolerance must fail.
+    with pytest.raises(SystemExit) as stopped:
+        _export_onnx(tiny_trained_student, out, "--threshold", "fp32.max_abs_err=0")
+    assert stopped.value.code == 1
+    after = {p.name: _fingerprint(p) for p in out.iterdir() if p.name in before}
+    assert after == before  # same inode, same mtime, same bytes: not replaced
+    assert not [p for p in out.iterdir() if p.name.startswith(".export-")]
+    entry = next(e for e in json.loads((out / "parity.json").read_text())["artifacts"]
+                 if e["file"] == ONNX)
+    assert entry["passed"] is False and entry["placed"] is False
+    assert any("max_abs_err" in failure for failure in entry["failures"])
+
+
+def test_a_failing_artifact_is_not_placed_in_a_fresh_directory(tiny_trained_student, tmp_path,
+                                                               capsys):
+    out = tmp_path / "fresh"
+    out.mkdir()
+    earlier = out / "earlier_model.tflite"
+    earlier.write_bytes(b"an artifact from an earlier export")
+    os.utime(earlier, ns=(1, 1))
+    with pytest.raises(SystemExit) as stopped:
+        _export_onnx(tiny_trained_student, out, "--threshold", "fp32.agreement=1.0",
+                     "--threshold", "fp32.max_abs_err=1e-12")
+    assert stopped.value.code == 1
+    assert not (out / ONNX).exists() and not (out / (ONNX + ".json")).exists()
+    assert earlier.read_bytes() == b"an artifact from an earlier export"
+    assert earlier.stat().st_mtime_ns == 1
+    assert "gate:" in capsys.readouterr().err
+
+
+def test_threshold_flags_are_checked(tiny_trained_student, tmp_path, capsys):
+    from training.errors import run_cli
+    with pytest.raises(SystemExit) as stopped:
+        run_cli(export.main, ["--target", "onnx", "--checkpoint", str(tiny_trained_student),
+                              "--out", str(tmp_path / "x"), "--threshold", "int9.agreement=1"])
+    assert stopped.value.code == 2
+    assert "bad --threshold" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
