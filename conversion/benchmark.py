@@ -62,10 +62,14 @@ def lraspp(num_classes: int) -> nn.Module:
                                                 num_classes=num_classes), num_classes)
 
 
-def teacher_from(path: Path | None, num_classes: int) -> tuple[nn.Module, str]:
+def teacher_from(path: Path | None, class_names: list[str]) -> tuple[nn.Module, str, bool]:
+    """(teacher, where its weights come from, whether its mIoU on the student's data counts)."""
     if path is not None and path.is_file():
-        return model_from_checkpoint(path), str(path)
-    return build_model("deeplabv3_resnet50", num_classes=num_classes).eval(), "random weights"
+        checkpoint = load_checkpoint(path)
+        same = list(checkpoint["dataset"]["class_names"]) == list(class_names)
+        return model_from_checkpoint(checkpoint), str(path), same
+    return build_model("deeplabv3_resnet50", num_classes=len(class_names)).eval(), \
+        "random weights", False
 
 
 def _model_from(kind: str, path: str | None, num_classes: int) -> nn.Module:
@@ -155,19 +159,21 @@ def run(args: argparse.Namespace) -> dict:
                               calibration.images)
 
     rows = []
-    teacher, teacher_source = teacher_from(args.teacher, num_classes)
+    teacher, teacher_source, same_classes = teacher_from(args.teacher, dataset["class_names"])
     log(f"teacher ({teacher_source}): PyTorch fp32 latency ...")
-    teacher_miou = None
-    if teacher_source != "random weights":
+    teacher_miou, note = None, teacher_source
+    if same_classes:
         teacher_out = TorchRuntime(teacher, size, threads)(held_out.images)
         teacher_miou = compare(teacher_out, reference)["miou_artifact"]
+    elif teacher_source != "random weights":
+        note += " (other classes than the student: latency and size only)"
     factory = functools.partial(_model_from, "checkpoint", teacher_source, num_classes) \
         if teacher_source != "random weights" else \
         functools.partial(_model_from, "teacher", None, num_classes)
     rows.append(row("deeplabv3_resnet50 (teacher)", "pytorch", "fp32",
                     measure_latency_ms(teacher, size, threads, runs=args.teacher_runs, warmup=1),
                     state_dict_size_mb(teacher), measure_peak_memory_mb(factory, size, threads),
-                    None, teacher_miou, teacher_source))
+                    None, teacher_miou, note))
     del teacher
     gc.collect()
 

@@ -39,7 +39,7 @@ def convert_to_coreml(checkpoint: Path, work_dir: Path, name: str, input_size, *
                       variants: list[str], palette_bits: int, timeout_s: float = 3600) -> list[dict]:
     """Run the child converter; returns one record per package (see `_convert`)."""
     from conversion.tflite_export import ConversionError, _log_tail
-    work_dir = Path(work_dir)
+    work_dir, checkpoint = Path(work_dir).resolve(), Path(checkpoint).resolve()
     work_dir.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "-m", "conversion.coreml_export", "convert",
                "--checkpoint", str(checkpoint), "--out", str(work_dir), "--name", name,
@@ -242,14 +242,14 @@ def main(argv: list[str] | None = None) -> None:
     convert.add_argument("--fold-argmax", action="store_true")
     convert.add_argument("--variants", default="fp16,int8,palettized")
     convert.add_argument("--palette-bits", type=int, default=6)
-    inspect = commands.add_parser("inspect", help="print a package's spec summary as JSON")
-    inspect.add_argument("package", type=Path)
+    inspect = commands.add_parser("inspect", help="print spec summaries as JSON {path: info}")
+    inspect.add_argument("packages", type=Path, nargs="+")
     args = parser.parse_args(argv)
     if args.command == "convert":
         _convert(args)
     else:
         import torch._dynamo  # noqa: F401
-        print(json.dumps(inspect_package(args.package), indent=2))
+        print(json.dumps({str(p): inspect_package(p) for p in args.packages}, indent=2))
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ from conversion.parity import Reference, compare, judge, precision_class, write_
 from conversion.runtimes import RuntimeUnavailable, TorchRuntime, open_runtime
 from conversion.tflite_export import convert_to_tflite
 from training.checkpoint import load_checkpoint, model_from_checkpoint
+from training.data import parse_dataset_spec
 from training.errors import UserError
 from training.models import validate_input_size
 from training.soft_labels import file_sha256
@@ -172,6 +173,12 @@ class ExportRun:
             if "tflite" in self.s.targets else None
         parity_spec = self.s.parity_data or (self.dataset["spec"] if calib_spec.endswith(".npy")
                                              else calib_spec)
+        names = parse_dataset_spec(parity_spec).class_names
+        if list(names) != list(self.dataset["class_names"]):
+            raise UserError(f"held-out data {parity_spec!r} has {len(names)} classes "
+                            f"({', '.join(names[:3])}, ...) but the checkpoint was trained on "
+                            f"{len(self.dataset['class_names'])} ({self.dataset.get('spec')}); "
+                            f"pass --parity-data with the checkpoint's classes")
         held_out = load_held_out(parity_spec, self.s.parity_count, self.size,
                                  calibration or ImageSet(np.zeros((0, 1, 1, 3), np.uint8), None))
         labels = held_out.masks[held_out.masks != self.dataset["ignore_index"]]

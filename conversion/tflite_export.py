@@ -53,7 +53,7 @@ def convert_to_tflite(onnx_path: Path, work_dir: Path, calibration: np.ndarray, 
 
     Returns {precision: path} for the variants onnx2tf produced (see VARIANTS).
     """
-    work_dir = Path(work_dir)
+    work_dir, onnx_path = Path(work_dir).resolve(), Path(onnx_path).resolve()  # child: cwd=work
     work_dir.mkdir(parents=True, exist_ok=True)
     calib_path = work_dir / "calibration.npy"
     np.save(calib_path, calibration.astype(np.float32) / 255.0)  # onnx2tf wants 0..1

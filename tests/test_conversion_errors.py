@@ -86,11 +86,19 @@ def test_missing_default_checkpoint_says_how_to_make_one(tmp_path, capsys, monke
     assert "python -m training.distill" in err and "--checkpoint" in err
 
 
-def test_held_out_set_smaller_than_m_on_real_camvid(tiny_trained_student, tmp_path, capsys):
+def test_held_out_set_smaller_than_m(tiny_trained_student, tmp_path, capsys):
+    out = tmp_path / "out"
+    err = _fails(_args(tiny_trained_student, out, "--parity-data",
+                       "synthetic:size=64x128,train=8,val=2,test=0"), capsys, out)
+    assert "2 images not used for calibration, fewer than --parity-count 4" in err
+
+
+def test_held_out_data_with_other_classes(tiny_trained_student, tmp_path, capsys):
     camvid = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "camvid"
     if not camvid.is_dir():
         pytest.skip(f"no CamVid copy at {camvid}")
     out = tmp_path / "out"
-    err = _fails(_args(tiny_trained_student, out, "--calib", f"camvid:{camvid}",
-                       "--parity-count", "500"), capsys, out)
-    assert "fewer than --parity-count 500" in err
+    # Calibrating a Cityscapes-class model on CamVid frames is allowed; judging it on
+    # CamVid labels is not.
+    err = _fails(_args(tiny_trained_student, out, "--calib", f"camvid:{camvid}"), capsys, out)
+    assert "has 11 classes" in err and "--parity-data" in err

@@ -124,16 +124,18 @@ def test_onnx_has_opset_17_and_matches_in_onnxruntime(exported, held_out_frames,
     assert (logits.argmax(1) == torch_logits.argmax(1)).mean() >= 0.999
 
 
-def _inspect(package: Path) -> dict:
+def _inspect(*packages: Path) -> list[dict]:
+    """The spec summaries, read in a child process (coremltools imports TensorFlow)."""
     done = subprocess.run([sys.executable, "-m", "conversion.coreml_export", "inspect",
-                           str(package)], capture_output=True, text=True, timeout=300)
+                           *map(str, packages)], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
-    return json.loads(done.stdout[done.stdout.index("{"):])
+    found = json.loads(done.stdout[done.stdout.index("{"):])
+    return [found[str(package)] for package in packages]
 
 
 def test_coreml_spec_names_shapes_dtypes_and_compressed_weights(exported):
-    fp16 = _inspect(exported / f"{NAME}_fp16.mlpackage")
-    palettized = _inspect(exported / f"{NAME}_pal6.mlpackage")
+    fp16, palettized = _inspect(exported / f"{NAME}_fp16.mlpackage",
+                                exported / f"{NAME}_pal6.mlpackage")
     for info, file in ((fp16, "fp16"), (palettized, "pal6")):
         contract = contracts.load_contract(exported / f"{NAME}_{file}.mlpackage")
         (inp,), (out,) = info["inputs"], info["outputs"]
@@ -166,10 +168,11 @@ def test_coreml_numeric_parity_on_macos(exported):
 
 
 def test_folded_normalization_and_argmax_take_pixels_and_return_a_class_map(
-        tiny_trained_student, tmp_path, held_out_frames, torch_logits):
+        tiny_trained_student, tmp_path, held_out_frames, torch_logits, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a relative --out, as users type it
     out = tmp_path / "folded"
     export.main(["--target", "tflite", "--checkpoint", str(tiny_trained_student),
-                 "--calib-count", "32", "--parity-count", "16", "--out", str(out),
+                 "--calib-count", "32", "--parity-count", "16", "--out", "folded",
                  "--fold-normalization", "--fold-argmax", "--int16"])
     name = f"{NAME}-norm-argmax"
     int8 = contracts.load_contract(out / f"{name}_int8.tflite")
