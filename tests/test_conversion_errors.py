@@ -42,20 +42,17 @@ def test_calibration_set_smaller_than_n(tiny_trained_student, tmp_path, capsys):
     assert "fewer than --calib-count 1000" in err and "48 images" in err
 
 
-def test_calibration_array_with_the_wrong_channel_count(tiny_trained_student, tmp_path, capsys):
-    frames = tmp_path / "rgba.npy"
-    np.save(frames, np.zeros((8, 64, 128, 4), np.uint8))
+@pytest.mark.parametrize("shape, message", [
+    ((8, 64, 128, 4), "4 channels"),  # RGBA frames
+    ((8, 64, 128), "(N, H, W, 3)"),  # grey frames
+    ((3, 64, 128, 3), "holds 3 images, fewer than --calib-count 8"),
+])
+def test_bad_calibration_array(tiny_trained_student, tmp_path, capsys, shape, message):
+    frames = tmp_path / "frames.npy"
+    np.save(frames, np.zeros(shape, np.uint8))
     out = tmp_path / "out"
     err = _fails(_args(tiny_trained_student, out, "--calib", str(frames)), capsys, out)
-    assert "4 channels" in err and "(N, H, W, 3)" in err
-
-
-def test_calibration_array_with_too_few_frames(tiny_trained_student, tmp_path, capsys):
-    frames = tmp_path / "few.npy"
-    np.save(frames, np.zeros((3, 64, 128, 3), np.uint8))
-    out = tmp_path / "out"
-    err = _fails(_args(tiny_trained_student, out, "--calib", str(frames)), capsys, out)
-    assert "holds 3 images, fewer than --calib-count 8" in err
+    assert message in err
 
 
 def test_unwritable_output_directory(tiny_trained_student, tmp_path, capsys):
