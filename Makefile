@@ -12,9 +12,10 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
-# The main job on the embedded synthetic dataset: teacher -> KD student -> report.
+# The main job on the embedded synthetic dataset: teacher -> KD student -> report -> export.
 demo: $(STAMP)
 	$(PY) -m training.distill
+	$(PY) -m conversion.export --target all
 
 # The Kotlin core of android_demo is compiled and unit-tested with Debian's kotlinc + JUnit 4.
 test: $(STAMP)
