@@ -211,8 +211,7 @@ class Trainer:
         if self.val_set is None or not self.dist.is_main:
             return {}
         loader = self._loader(self.val_set, None, self.batch_size, drop_last=False)
-        model = self.model
-        return evaluate_model(model, loader, self.dataset_info["num_classes"],
+        return evaluate_model(self.model, loader, self.dataset_info["num_classes"],
                               self.dataset_info["ignore_index"], self.device,
                               self.autocast_dtype if self.autocast_dtype == torch.bfloat16
                               else None, progress=self.config["progress"])

@@ -67,10 +67,9 @@ class AugmentedDataset(Dataset):
     the same geometric transforms, so image, mask and soft labels stay aligned.
     """
 
-    def __init__(self, base: Dataset, transform: Callable, seed: int,
-                 soft_labels=None, wrap_soft_labels: Callable | None = None):
+    def __init__(self, base: Dataset, transform: Callable, seed: int, soft_labels=None):
         self.base, self.transform, self.seed = base, transform, seed
-        self.soft_labels, self.wrap_soft_labels = soft_labels, wrap_soft_labels
+        self.soft_labels = soft_labels
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -86,7 +85,7 @@ class AugmentedDataset(Dataset):
             logits = torch.as_tensor(self.soft_labels[index]).float()[None]
             logits = F.interpolate(logits, size=tuple(image.shape[-2:]), mode="bilinear",
                                    align_corners=False)[0]
-            extras = (self.wrap_soft_labels(logits) if self.wrap_soft_labels else logits,)
+            extras = (logits,)  # the joint transform treats extra tensors as dense targets
         # fork_rng: the seeded augmentation must not disturb the global stream that dropout
         # and the sampler of an in-process (workers=0) loader use.
         with torch.random.fork_rng(devices=[]):

@@ -56,10 +56,8 @@ def build_train_set(config: dict, spec, soft_labels=None):
                                  scale_range=tuple(config["scale_range"]),
                                  rotation_deg=config["rotation_deg"], hflip=config["hflip"],
                                  vflip=config["vflip"], jitter=tuple(config["jitter"]))
-    base = spec.build("train", skip_corrupt=config["skip_corrupt"]) if config["skip_corrupt"] \
-        else spec.build("train")
-    return AugmentedDataset(base, transform, config["seed"], soft_labels=soft_labels,
-                            wrap_soft_labels=getattr(transform, "wrap_extra", None))
+    base = spec.build("train", skip_corrupt=config["skip_corrupt"])
+    return AugmentedDataset(base, transform, config["seed"], soft_labels=soft_labels)
 
 
 def run(config: dict, resume: Path | None = None, distill: bool = False,
