@@ -1,0 +1,80 @@
+"""benchmarks.paper_table end to end on a tiny synthetic set: five stages, the table, reuse."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from benchmarks import paper_table
+from training.errors import UserError
+
+SPEC = "synthetic:size=64x128,train=8,val=4,test=0,seed=1"
+
+
+def _args(tmp_path, *extra):
+    return ["--dataset", SPEC, "--epochs", "1", "--input-size", "64", "128", "--batch-size", "4",
+            "--workers", "0", "--skip-export", "--no-progress",
+            "--workdir", str(tmp_path / "work"), "--out", str(tmp_path / "results"), *extra]
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("paper")
+    return tmp_path, paper_table.main(_args(tmp_path))
+
+
+def test_table_has_every_stage_and_column(first_run):
+    tmp_path, table = first_run
+    stages = [row["stage"] for row in table["rows"]]
+    assert stages == ["teacher_r50", "r18_plain", "r18_kd", "mnv2_plain", "mnv2_kd"]
+    saved = json.loads((tmp_path / "results" / "table.json").read_text())
+    assert saved["rows"] == json.loads(json.dumps(table["rows"]))
+    teacher = table["rows"][0]
+    for row in table["rows"]:
+        assert 0 <= row["miou"] <= 100 and 0 <= row["mae_50_95"] <= 100
+        assert row["peak_mem_mb"] > 0 and row["latency_ms_torch_fp32"] > 0
+        assert row["train_wall_s"] > 0
+        if row is not teacher:
+            assert row["gflops"] < teacher["gflops"] and row["params_m"] < teacher["params_m"]
+    # The KD stages really distilled: their runs recorded the teacher and cached soft labels.
+    work = tmp_path / "work"
+    kd_config = json.loads((work / "mnv2_kd" / "done.json").read_text())["config"]
+    assert kd_config["teacher"].endswith("teacher_r50/best.pth")
+    assert kd_config["soft_labels"] == "cached" and any((work / "soft_label_cache").iterdir())
+    goals = {goal["goal"]: goal for goal in table["goals"]}
+    gain = table["rows"][4]["miou"] - table["rows"][3]["miou"]
+    assert goals["mnv2 KD gain >= +1.0 mIoU"]["value"] == pytest.approx(gain)
+    for name in ("table.md", "summary.png", "evaluation/overlays.png"):
+        assert (tmp_path / "results" / name).stat().st_size > 0
+
+
+def test_rerun_reuses_finished_stages(first_run, capsys):
+    tmp_path, table = first_run
+    best = tmp_path / "work" / "teacher_r50" / "best.pth"
+    before = best.stat().st_mtime_ns
+    again = paper_table.main(_args(tmp_path))
+    assert best.stat().st_mtime_ns == before
+    assert "finished earlier" in capsys.readouterr().err
+    assert [r["miou"] for r in again["rows"]] == [r["miou"] for r in table["rows"]]
+
+
+def test_changed_settings_are_refused_not_overwritten(first_run):
+    tmp_path, _ = first_run
+    with pytest.raises(UserError, match="other settings"):
+        paper_table.main(_args(tmp_path, "--teacher-epochs", "2"))
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--epochs", "0"], "--epochs must be at least 1"),
+    (["--input-size", "60", "128"], "divisible"),
+])
+def test_bad_arguments(tmp_path, extra, message):
+    with pytest.raises(UserError, match=message):
+        paper_table.main(_args(tmp_path, *extra))
+
+
+def test_dataset_without_val_split_is_refused(tmp_path):
+    args = _args(tmp_path)
+    args[1] = "synthetic:size=64x128,train=4,val=0,test=0"
+    with pytest.raises(UserError, match="train and val"):
+        paper_table.main(args)
