@@ -52,6 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="the model outputs the class map instead of logits")
     model.add_argument("--int16", action="store_true",
                        help="also ship TFLite int8 weights with int16 activations")
+    model.add_argument("--int8-weights", choices=("per-channel", "per-tensor"),
+                       default="per-channel",
+                       help="TFLite int8 weight scales: per-channel (accurate) or per-tensor "
+                            "(one scale per tensor: a smaller file, less accurate on "
+                            "depthwise convolutions)")
     model.add_argument("--coreml-input", choices=("image", "tensor"), default="image")
     model.add_argument("--coreml-variants", default=",".join(COREML_VARIANTS),
                        help="comma-separated subset of fp16,int8,palettized")
@@ -84,7 +89,7 @@ def settings_from(args: argparse.Namespace) -> ExportSettings:
         calib=args.calib, calib_count=args.calib_count, parity_data=args.parity_data,
         parity_count=args.parity_count, out=args.out, name=args.name,
         fold_normalization=args.fold_normalization, fold_argmax=args.fold_argmax,
-        int16=args.int16, coreml_input=args.coreml_input, coreml_variants=variants,
+        int16=args.int16, weight_granularity=args.int8_weights, coreml_input=args.coreml_input, coreml_variants=variants,
         palette_bits=args.palette_bits, thresholds=parse_thresholds(args.threshold),
         threads=args.threads, opset=args.opset, keep_work=args.keep_work)
 

@@ -56,6 +56,7 @@ class ExportSettings:
     fold_normalization: bool = False
     fold_argmax: bool = False
     int16: bool = False
+    weight_granularity: str = "per-channel"  # int8 weights: per-channel | per-tensor
     coreml_input: str = "image"
     coreml_variants: list[str] = field(default_factory=lambda: ["fp16", "int8", "palettized"])
     palette_bits: int = 6
@@ -254,7 +255,8 @@ class ExportRun:
             frames = anchor_pixel_range(frames)
         produced = convert_to_tflite(onnx_path, work / "onnx2tf", frames,
                                      fold_normalization=self.s.fold_normalization,
-                                     int16=self.s.int16)
+                                     int16=self.s.int16,
+                                     weight_granularity=self.s.weight_granularity)
         wanted = [p for p in TFLITE_FILES if p != "int16x8" or self.s.int16]
         missing = [p for p in wanted if p not in produced]
         if missing:
@@ -341,7 +343,7 @@ class ExportRun:
                        "tools": tool_versions(),
                        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                        "onnx_opset": s.opset if candidate.target != "coreml" else None,
-                       "quantization": "per-channel PTQ" if candidate.calibrated else None,
+                       "quantization": f"{s.weight_granularity} PTQ" if candidate.calibrated else None,
                        "coreml_input": s.coreml_input if candidate.target == "coreml" else None},
             "parity": {"reference": "pytorch-fp32", "images": entry["images"],
                        "held_out": held_out.source,

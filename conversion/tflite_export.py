@@ -48,6 +48,7 @@ def _log_tail(log: Path, lines: int = 15) -> str:
 
 def convert_to_tflite(onnx_path: Path, work_dir: Path, calibration: np.ndarray, *,
                       fold_normalization: bool, int16: bool = False,
+                      weight_granularity: str = "per-channel",
                       timeout_s: float = 3600) -> dict[str, Path]:
     """Every TFLite variant of `onnx_path`, calibrated on uint8 NHWC `calibration` frames.
 
@@ -61,6 +62,7 @@ def convert_to_tflite(onnx_path: Path, work_dir: Path, calibration: np.ndarray, 
     command = [sys.executable, "-m", "conversion.tflite_export", "--onnx", str(onnx_path),
                "--calib", str(calib_path), "--out", str(out_dir)]
     command += ["--fold-normalization"] * fold_normalization + ["--int16"] * int16
+    command += ["--quant-type", weight_granularity]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [
         str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH")])))
     with open(log, "w") as stream:
@@ -131,6 +133,8 @@ def _child(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", required=True)
     parser.add_argument("--fold-normalization", action="store_true")
     parser.add_argument("--int16", action="store_true", help="also int16-activation variants")
+    parser.add_argument("--quant-type", choices=("per-channel", "per-tensor"),
+                        default="per-channel", help="int8 weight scales")
     args = parser.parse_args(argv)
 
     bin_dir = os.path.dirname(sys.executable)
@@ -154,7 +158,7 @@ def _child(argv: list[str] | None = None) -> None:
         input_onnx_file_path=args.onnx, output_folder_path=args.out,
         output_dynamic_range_quantized_tflite=True, output_integer_quantized_tflite=True,
         custom_input_op_name_np_data_path=[["image", args.calib, mean, std]],
-        input_quant_dtype=input_dtype, output_quant_dtype="int8", quant_type="per-channel",
+        input_quant_dtype=input_dtype, output_quant_dtype="int8", quant_type=args.quant_type,
         not_use_onnxsim=not simplify, non_verbose=True)
 
 

@@ -76,3 +76,24 @@ def test_unknown_mode_is_one_line_error(tmp_path, capsys):
     assert exit_info.value.code == 2
     error = capsys.readouterr().err.strip()
     assert "unknown quantization mode 'dynamic'" in error and "\n" not in error
+
+
+def test_pt2e_static_ptq_quantizes_and_keeps_a_trained_models_predictions(tiny_trained_student):
+    from torch.utils.data import DataLoader
+
+    from training.checkpoint import model_from_checkpoint
+    from training.pt2e import quantize_static
+    model = model_from_checkpoint(tiny_trained_student).eval()
+    train, val, spec = quantize_cli.loaders(torch.load(tiny_trained_student, weights_only=True))
+    example = next(iter(train))[0]
+    quantized = quantize_static(model, (batch for batch, _ in zip(train, range(2))), example)
+    ops = {str(node.target) for node in quantized.graph.graph.nodes}
+    assert any("quantize_per_tensor" in op for op in ops)
+    assert any("dequantize_per_channel" in op for op in ops)  # per-channel weights
+    images = next(iter(DataLoader(val.dataset, batch_size=5)))[0]  # not the exported batch
+    with torch.no_grad():
+        reference, int8 = model(images), quantized.eval()(images)
+    assert int8.shape == reference.shape
+    assert not torch.equal(int8, reference)
+    assert len(reference.argmax(1).unique()) >= 3  # a trained model: several classes
+    assert (int8.argmax(1) == reference.argmax(1)).float().mean() > 0.95

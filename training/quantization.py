@@ -1,11 +1,9 @@
 """Int8 quantization on the PyTorch side: static PTQ simulation and quantization-aware training.
 
-Why simulation, and not PT2E: torch 2.14 no longer ships `torch.ao.quantization.quantize_pt2e`
-or the XNNPACK quantizer; the maintained PT2E path now lives in `torchao` (0.18.0 for this
-torch, with `executorch`'s XNNPACKQuantizer), which is not a dependency of this project. The
-older FX path (`quantize_fx`) is deprecated and cannot trace our models (it stops on shape-
-dependent control flow). And what ships is not a PyTorch int8 model anyway: the app runs the
-TFLite model that `conversion.export` quantizes itself (onnx2tf's calibration, full int8).
+Why a simulation beside PT2E (training/pt2e.py, torchao): PT2E's quantizers model a backend
+(X86: uint8 activations; XNNPACK's quantizer moved to executorch), and the converted graph
+does not reach TFLite. What ships is the TFLite model that `conversion.export` quantizes
+itself (onnx2tf's calibration, full int8), so QAT must train against *that* rounding.
 
 So this module simulates *that* int8 model inside the float model, with fake quantization:
   - weights: symmetric per-output-channel int8 in [-127, 127], scale max|w|/127, which is

@@ -5,10 +5,16 @@
         --teacher T.pth --out runs/student_qat.pth
     python -m conversion.export --target tflite --checkpoint runs/student_qat.pth --out DIR
 
-`ptq` calibrates TFLite-style fake quantization (training/quantization.py) on training images
-and prints fp32 and int8 mIoU on the validation split. `qat` fine-tunes under that fake
-quantization (distilling from --teacher when given) and writes a plain fp32 checkpoint whose
-weights are robust to int8: `conversion.export` quantizes it to int8 TFLite as any other.
+`ptq` calibrates on training images and prints the validation mIoU in fp32 and in int8 two
+ways: `ptq_int8_miou`, TFLite's scheme simulated with fake quantization (training/quantization.py,
+what the shipped int8 TFLite model does), and `pt2e_int8_miou`, PyTorch's maintained static PTQ
+(PT2E through torchao, training/pt2e.py).
+
+`qat` fine-tunes under the TFLite-scheme fake quantization (distilling from --teacher when
+given) and writes a plain fp32 checkpoint whose weights are robust to int8:
+`conversion.export` quantizes it to int8 TFLite as any other. QAT follows the shipped scheme,
+not PT2E's: PT2E's X86 graph (uint8 activations) cannot be converted to TFLite, and training
+against TFLite's own rounding is what makes its PTQ lose less.
 """
 from __future__ import annotations
 
@@ -64,6 +70,16 @@ def int8_miou(model, train, val, spec, batches: int) -> float:
         sim.detach()
 
 
+def pt2e_int8_miou(model, train, val, spec, batches: int) -> float:
+    """Static PTQ through PT2E (torchao's X86 quantizer), then its val mIoU."""
+    from training.pt2e import quantize_static
+    example = next(iter(train))[0]
+    quantized = quantize_static(model, (batch for batch, _ in zip(train, range(batches))),
+                                example)
+    return evaluate_model(quantized, val, spec.num_classes, spec.ignore_index,
+                          progress=False)["miou"]
+
+
 def main(argv=None) -> dict:
     args = build_parser().parse_args(argv)
     if args.mode not in MODES:
@@ -76,8 +92,9 @@ def main(argv=None) -> dict:
     model = model_from_checkpoint(checkpoint)
     train, val, spec = loaders(checkpoint)
     fp32 = evaluate_model(model, val, spec.num_classes, spec.ignore_index, progress=False)["miou"]
-    result = {"fp32_miou": fp32, "ptq_int8_miou": int8_miou(model, train, val, spec,
-                                                            args.calib_batches)}
+    result = {"fp32_miou": fp32,
+              "ptq_int8_miou": int8_miou(model, train, val, spec, args.calib_batches),
+              "pt2e_int8_miou": pt2e_int8_miou(model, train, val, spec, args.calib_batches)}
     if args.mode == "qat":
         from training import train as training_loop
         out = Path(args.out) if args.out else Path(args.checkpoint).with_name(
