@@ -99,3 +99,30 @@ def test_held_out_data_with_other_classes(tiny_trained_student, tmp_path, capsys
     # CamVid labels is not.
     err = _fails(_args(tiny_trained_student, out, "--calib", f"camvid:{camvid}"), capsys, out)
     assert "has 11 classes" in err and "--parity-data" in err
+
+
+@pytest.mark.parametrize("granularity", ["per-channel", "per-tensor"])
+def test_int8_weight_granularity_reaches_onnx2tf(tmp_path, monkeypatch, granularity):
+    """--int8-weights travels from the CLI to the onnx2tf child's quant_type."""
+    from conversion import tflite_export
+    settings = export.settings_from(export.build_parser().parse_args(
+        ["--target", "tflite", "--int8-weights", granularity]))
+    assert settings.weight_granularity == granularity
+    seen = {}
+
+    def fake_run(command, **kwargs):
+        seen["command"] = command
+        return type("Done", (), {"returncode": 1})()
+
+    monkeypatch.setattr(tflite_export.subprocess, "run", fake_run)
+    with pytest.raises(tflite_export.ConversionError):
+        tflite_export.convert_to_tflite(tmp_path / "m.onnx", tmp_path, np.zeros((1, 8, 8, 3)),
+                                        fold_normalization=False,
+                                        weight_granularity=settings.weight_granularity)
+    command = seen["command"]
+    assert command[command.index("--quant-type") + 1] == granularity
+
+
+def test_unknown_int8_weight_granularity_is_refused():
+    with pytest.raises(SystemExit):
+        export.build_parser().parse_args(["--target", "tflite", "--int8-weights", "per-row"])
