@@ -5,9 +5,12 @@ Kept apart from the stage runner so that the table can be rebuilt from saved res
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from matplotlib.figure import Figure
+
+from training.checkpoint import atomic_write_text
 
 # The paper's Table (Cityscapes, ImageNet-initialised, full resolution), for comparison only.
 PAPER = {
@@ -28,10 +31,9 @@ def _entry(entries: list[dict], precision: str) -> dict:
 def build_table(stages: list[str], rows: list[dict], exports: dict[str, list[dict]],
                 timings: dict[str, dict], args) -> dict:
     """One row per training stage, in stage order, plus the goal verdicts."""
-    by_stage = {Path(row["checkpoint"]).parent.name: row for row in rows}
     table_rows = []
-    for stage in stages:
-        row, entries = by_stage[stage], exports.get(stage, [])
+    for stage, row in zip(stages, rows, strict=True):  # evaluated in stage order
+        entries = exports.get(stage, [])
         fp32, int8 = _entry(entries, "fp32"), _entry(entries, "int8")
         table_rows.append({
             "stage": stage, "label": LABELS.get(stage, stage), "model": row["model"],
@@ -79,7 +81,7 @@ def goals(rows: list[dict]) -> list[dict]:
     verdicts.append({"goal": f"MNv2-Lite FLOPs <= {GOALS['mnv2_flops_ratio']}x the teacher's",
                      "value": ratio, "unit": "x", "met": ratio <= GOALS["mnv2_flops_ratio"]})
     for row in rows:
-        if row["miou_tflite_int8"] is None:
+        if row["miou_tflite_int8"] is None or row["miou_reference_parity"] is None:
             continue
         # Both mIoUs come from the same parity pass (same val images, same resize).
         drop = row["miou_reference_parity"] - row["miou_tflite_int8"]
@@ -92,6 +94,13 @@ def _f(value, digits: int = 1) -> str:
     return "—" if value is None else f"{value:.{digits}f}"
 
 
+def _int8_pair(row: dict) -> str:
+    """Both from the parity pass (same images, same resize), so their difference is int8's."""
+    if row["miou_tflite_int8"] is None:
+        return "—"
+    return f"{_f(row['miou_reference_parity'])} → {_f(row['miou_tflite_int8'])}"
+
+
 def markdown(table: dict) -> str:
     height, width = table["input_size"]
     lines = [f"Dataset `{table['dataset']}` ({table['split']} split), {height}x{width}, "
@@ -99,8 +108,8 @@ def markdown(table: dict) -> str:
              f"epochs, batch {table['batch_size']}, {table['initialisation']}; latency on "
              f"{table['threads']} CPU threads.", "",
              "| model | GFLOPs | params (M) | peak mem (MB) | mIoU | mAE@0.5 | mAE@0.5:0.95 "
-             "| fp32 ms (PyTorch) | fp32 ms (TFLite) | int8 ms (TFLite) | int8 mIoU "
-             "| size fp32 / int8 (MB) |", "|" + "---|" * 12]
+             "| fp32 ms (PyTorch) | fp32 ms (TFLite) | int8 ms (TFLite) "
+             "| mIoU PyTorch fp32 → TFLite int8 | size fp32 / int8 (MB) |", "|" + "---|" * 12]
     for row in table["rows"]:
         sizes = f"{_f(row['size_mb_tflite_fp32'], 2)} / {_f(row['size_mb_tflite_int8'], 2)}" \
             if row["size_mb_tflite_fp32"] else f"{_f(row['size_mb'], 1)} (state dict)"
@@ -108,7 +117,7 @@ def markdown(table: dict) -> str:
                      f"| {_f(row['peak_mem_mb'], 0)} | {_f(row['miou'])} | {_f(row['mae_50'], 3)} "
                      f"| {_f(row['mae_50_95'], 3)} | {_f(row['latency_ms_torch_fp32'])} "
                      f"| {_f(row['latency_ms_tflite_fp32'])} | {_f(row['latency_ms_tflite_int8'])} "
-                     f"| {_f(row['miou_tflite_int8'])} | {sizes} |")
+                     f"| {_int8_pair(row)} | {sizes} |")
     lines += ["", "The paper (Cityscapes, ImageNet-initialised, full resolution):", "",
               "| model | GFLOPs | memory (MB) | mIoU |", "|---|---|---|---|"]
     lines += [f"| {LABELS[stage]} | {paper['gflops']} | {paper['memory_mb']} | {paper['miou']} |"
@@ -133,7 +142,8 @@ def plot(table: dict, path: Path) -> None:
                  label=label)
     int8 = [rows[s + "_kd"]["miou_tflite_int8"] for s in students]
     if all(v is not None for v in int8):
-        bars.bar([i + 0.54 for i in range(len(students))], int8, width=0.27, label="KD, int8 TFLite")
+        bars.bar([i + 0.54 for i in range(len(students))], int8, width=0.27,
+                 label="KD, int8 TFLite (parity pass)")
     bars.axhline(rows["teacher_r50"]["miou"], color="k", linestyle="--", label="R50 teacher")
     bars.set_xticks([i + 0.27 for i in range(len(students))], ["ResNet-18-Lite", "MNv2-Lite"])
     bars.set_ylabel("val mIoU (%)")
@@ -149,13 +159,17 @@ def plot(table: dict, path: Path) -> None:
     scatter.grid(alpha=0.3)
     scatter.legend(fontsize=7)
     figure.tight_layout()
-    figure.savefig(path, dpi=110)
+    figure.savefig(path, dpi=110, format="png")
 
 
 def write(table: dict, out: Path) -> list[Path]:
+    """Render everything first, then replace each file atomically: a failure leaves the
+    previous table whole."""
     out.mkdir(parents=True, exist_ok=True)
-    paths = [out / "table.json", out / "table.md", out / "summary.png"]
-    paths[0].write_text(json.dumps(table, indent=2))
-    paths[1].write_text(markdown(table))
-    plot(table, paths[2])
-    return paths
+    texts = {"table.json": json.dumps(table, indent=2), "table.md": markdown(table)}
+    figure = out / ".summary.png.tmp"
+    plot(table, figure)
+    for name, text in texts.items():
+        atomic_write_text(out / name, text)
+    os.replace(figure, out / "summary.png")
+    return [out / name for name in (*texts, "summary.png")]

@@ -13,26 +13,27 @@ stage resumes from its last.pth, so rerunning the command continues where it sto
                images, measured on the whole val split (latency with --threads);
   5. table     table.md, table.json and plots in --out.
 
-The recipe is the paper's (AdamW, step decay x0.1 at 1/3 and 2/3 of the epochs, batch 8),
-shortened to --epochs; the step size scales with it. Checkpoints stay in --workdir.
+The recipe is the paper's (AdamW, batch 8, step decay x0.1 every 30 of 90 epochs), shortened
+to --epochs: the step is epochs // 3, the paper's ratio. Checkpoints stay in --workdir.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 from benchmarks import paper_report
 from training import evaluate, train
-from training.checkpoint import load_checkpoint
+from training.checkpoint import atomic_write_text, load_checkpoint
 from training.config import DEFAULTS, load_yaml, validate_config
 from training.data import parse_dataset_spec
 from training.errors import UserError, run_cli
 from training.models import validate_input_size
+from training.report import read_history
+from training.soft_labels import file_sha256
 
 ROOT = Path(__file__).resolve().parent.parent
 TEACHER_RECIPE = ROOT / "configs" / "camvid_teacher_r50.yaml"
@@ -69,7 +70,12 @@ def stage_configs(args: argparse.Namespace) -> dict[str, tuple[dict, bool]]:
 
 
 def _learning(config: dict) -> dict:
-    return {k: v for k, v in config.items() if k not in _COSMETIC}
+    """What a stage learns from; keys a newer version added read as their defaults."""
+    return {k: config.get(k, default) for k, default in DEFAULTS.items() if k not in _COSMETIC}
+
+
+def _teacher_of(config: dict) -> str | None:
+    return file_sha256(config["teacher"]) if config.get("teacher") else None
 
 
 def run_stage(name: str, config: dict, distill: bool, workdir: Path) -> Path:
@@ -77,7 +83,11 @@ def run_stage(name: str, config: dict, distill: bool, workdir: Path) -> Path:
     run_dir = workdir / name
     done, last = run_dir / "done.json", run_dir / "last.pth"
     if done.is_file():
-        stored = json.loads(done.read_text())["config"]
+        record = json.loads(done.read_text())
+        stored = record["config"]
+        if record.get("teacher_sha256", _teacher_of(config)) != _teacher_of(config):
+            raise UserError(f"{run_dir} was distilled from another teacher than "
+                            f"{config['teacher']}; delete {run_dir} to distil it again")
         if _learning(stored) == _learning(config):
             print(f"[{name}] finished earlier: reusing {run_dir / 'best.pth'}", file=sys.stderr)
             return run_dir / "best.pth"
@@ -94,15 +104,17 @@ def run_stage(name: str, config: dict, distill: bool, workdir: Path) -> Path:
         print(f"[{name}] resuming from {last}", file=sys.stderr)
     print(f"[{name}] training {config['model']} for {config['epochs']} epochs"
           + (" with distillation" if distill else ""), file=sys.stderr)
-    start = time.perf_counter()
     summary = train.run(dict(config), resume=resume, distill=distill)
     if summary.get("interrupted"):
         print(f"interrupted: rerun the same command to continue ({last})", file=sys.stderr)
         sys.exit(130)
-    record = {"config": config, "best_miou": summary.get("best_miou"),
-              "train_wall_s": time.perf_counter() - start, "resumed": resume is not None,
-              "images_per_s": [e.get("images_per_s") for e in summary.get("epochs", [])]}
-    done.write_text(json.dumps(record, indent=2))
+    # Timings from metrics.csv: it spans every session of a resumed run.
+    history = read_history(run_dir / "metrics.csv")
+    record = {"config": config, "teacher_sha256": _teacher_of(config),
+              "best_miou": summary.get("best_miou"), "resumed": resume is not None,
+              "train_wall_s": sum(e.get("epoch_time_s", 0.0) for e in history),
+              "images_per_s": [e.get("images_per_s") for e in history]}
+    atomic_write_text(done, json.dumps(record, indent=2))
     return run_dir / "best.pth"
 
 
@@ -122,15 +134,18 @@ def run_evaluation(checkpoints: list[Path], args: argparse.Namespace) -> list[di
     stamp = args.workdir / "evaluation_done.json"
     key = {"checkpoints": _fingerprint(checkpoints), "size": list(args.input_size),
            "threads": args.threads}
-    if stamp.is_file() and json.loads(stamp.read_text()) == key:
+    if stamp.is_file() and json.loads(stamp.read_text()).get("key") == key:
         print("[evaluate] reusing the evaluation of unchanged checkpoints", file=sys.stderr)
-        return json.loads((out / "table.json").read_text())
-    rows = evaluate.main(["--checkpoints", *map(str, checkpoints), "--dataset", args.dataset,
-                          "--split", "val", "--input-size", *map(str, args.input_size),
-                          "--threads", str(args.threads), "--device", args.device,
-                          "--workers", str(args.workers), "--out", str(out),
-                          "--json", str(out / "table.json")])
-    stamp.write_text(json.dumps(key))
+        return json.loads(stamp.read_text())["rows"]
+    evaluate.main(["--checkpoints", *map(str, checkpoints), "--dataset", args.dataset,
+                   "--split", "val", "--input-size", *map(str, args.input_size),
+                   "--threads", str(args.threads), "--device", args.device,
+                   "--workers", str(args.workers), "--out", str(out),
+                   "--json", str(out / "table.json")])
+    rows = json.loads((out / "table.json").read_text())  # plain JSON types, as when reused
+    for row, path in zip(rows, checkpoints, strict=True):
+        assert row["checkpoint"] == str(path), (row["checkpoint"], path)
+    atomic_write_text(stamp, json.dumps({"key": key, "rows": rows}))
     return rows
 
 
@@ -142,7 +157,7 @@ def run_export(name: str, checkpoint: Path, args: argparse.Namespace) -> dict:
     stamp = out / "done.json"
     key = {"checkpoint": _fingerprint([checkpoint]), "size": list(args.input_size),
            "calib_count": args.calib_count, "threads": args.threads}
-    if stamp.is_file() and json.loads(stamp.read_text())["key"] == key:
+    if stamp.is_file() and json.loads(stamp.read_text()).get("key") == key:
         print(f"[export {name}] reusing {out}", file=sys.stderr)
         return json.loads(stamp.read_text())["entries"]
     val_images = len(parse_dataset_spec(args.dataset).build("val"))
@@ -157,7 +172,7 @@ def run_export(name: str, checkpoint: Path, args: argparse.Namespace) -> dict:
           file=sys.stderr)
     result = ExportRun(settings).run()
     entries = result["entries"]
-    stamp.write_text(json.dumps({"key": key, "entries": entries}, indent=2, default=str))
+    atomic_write_text(stamp, json.dumps({"key": key, "entries": entries}, indent=2, default=str))
     return entries
 
 
@@ -198,7 +213,6 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    torch.set_num_threads(args.threads) if args.device == "cpu" else None
     args.workdir.mkdir(parents=True, exist_ok=True)
     stages = stage_configs(args)
     checkpoints = {name: run_stage(name, config, distill, args.workdir)

@@ -54,9 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="also ship TFLite int8 weights with int16 activations")
     model.add_argument("--int8-weights", choices=("per-channel", "per-tensor"),
                        default="per-channel",
-                       help="TFLite int8 weight scales: per-channel (accurate) or per-tensor "
-                            "(one scale per tensor: a smaller file, less accurate on "
-                            "depthwise convolutions)")
+                       help="weight scales of the int8 TFLite variants (full int8 and "
+                            "dynamic range): per-channel (accurate) or per-tensor (one scale "
+                            "per tensor: a smaller file, less accurate on depthwise convs)")
     model.add_argument("--coreml-input", choices=("image", "tensor"), default="image")
     model.add_argument("--coreml-variants", default=",".join(COREML_VARIANTS),
                        help="comma-separated subset of fp16,int8,palettized")

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from training.checkpoint import atomic_write_text
 from training.errors import UserError
 from training.metrics import SegmentationMetrics
 
@@ -117,12 +117,6 @@ def judge(entry: dict, thresholds: dict) -> list[str]:
     return failures
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(text)
-    os.replace(temporary, path)
-
-
 def write_report(out_dir: Path, entries: list[dict], header: dict,
                  class_names: list[str]) -> tuple[Path, Path]:
     """DIR/parity.json and DIR/parity.md; entries of earlier exports for other files stay."""
@@ -137,9 +131,9 @@ def write_report(out_dir: Path, entries: list[dict], header: dict,
     kept = [entry for entry in previous if entry.get("file") not in files
             and (Path(out_dir) / entry.get("file", "")).exists()]
     report = {"report_version": REPORT_VERSION, **header, "artifacts": kept + entries}
-    _atomic_write(path, json.dumps(report, indent=2) + "\n")
+    atomic_write_text(path, json.dumps(report, indent=2) + "\n")
     markdown = path.with_suffix(".md")
-    _atomic_write(markdown, render_markdown(report, class_names))
+    atomic_write_text(markdown, render_markdown(report, class_names))
     return path, markdown
 
 

@@ -343,7 +343,7 @@ class ExportRun:
                        "tools": tool_versions(),
                        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                        "onnx_opset": s.opset if candidate.target != "coreml" else None,
-                       "quantization": f"{s.weight_granularity} PTQ" if candidate.calibrated else None,
+                       "quantization": _quantization(candidate.precision, s.weight_granularity),
                        "coreml_input": s.coreml_input if candidate.target == "coreml" else None},
             "parity": {"reference": "pytorch-fp32", "images": entry["images"],
                        "held_out": held_out.source,
@@ -353,6 +353,15 @@ class ExportRun:
                        "thresholds": s.thresholds.get(entry["precision_class"], {})},
         }
         contracts.write_contract(candidate.path, contract)
+
+
+def _quantization(precision: str, weights: str) -> str | None:
+    """How the artifact's weights (and activations) were quantized, for the contract."""
+    if precision in ("int8", "int16x8"):
+        return f"{weights} static PTQ"
+    if precision == "dynamic-int8":
+        return f"{weights} int8 weights, float activations"
+    return None
 
 
 def _summary(entry: dict) -> str:

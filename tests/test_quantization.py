@@ -81,10 +81,11 @@ def test_unknown_mode_is_one_line_error(tmp_path, capsys):
 def test_pt2e_static_ptq_quantizes_and_keeps_a_trained_models_predictions(tiny_trained_student):
     from torch.utils.data import DataLoader
 
-    from training.checkpoint import model_from_checkpoint
+    from training.checkpoint import load_checkpoint, model_from_checkpoint
     from training.pt2e import quantize_static
-    model = model_from_checkpoint(tiny_trained_student).eval()
-    train, val, spec = quantize_cli.loaders(torch.load(tiny_trained_student, weights_only=True))
+    checkpoint = load_checkpoint(tiny_trained_student)
+    model = model_from_checkpoint(checkpoint).eval()
+    train, val, spec = quantize_cli.loaders(checkpoint)
     example = next(iter(train))[0]
     quantized = quantize_static(model, (batch for batch, _ in zip(train, range(2))), example)
     ops = {str(node.target) for node in quantized.graph.graph.nodes}

@@ -20,7 +20,6 @@ import torch
 from torch import nn
 
 try:
-    from torchao.quantization.pt2e import move_exported_model_to_eval
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
     from torchao.quantization.pt2e.quantizer import x86_inductor_quantizer as x86
 except ImportError as exc:  # pragma: no cover - torchao is a pinned dependency
@@ -30,9 +29,9 @@ except ImportError as exc:  # pragma: no cover - torchao is a pinned dependency
 class QuantizedGraph(nn.Module):
     """A converted PT2E graph behind the usual nn.Module face.
 
-    Exported graphs refuse `.train()/.eval()` (mode-dependent ops are baked in at export);
-    evaluation code calls `.eval()`, so mode switches are accepted and ignored here: the graph
-    was moved to eval mode once, after conversion.
+    Exported graphs refuse `.train()/.eval()`: mode-dependent ops (BN, dropout) were baked in
+    when the model was exported in eval mode. Evaluation code calls `.eval()`, so mode
+    switches are accepted and ignored here.
     """
 
     def __init__(self, graph: nn.Module, arch: dict, batch_size: int):
@@ -69,7 +68,6 @@ def quantize_static(model: nn.Module, calibration: Iterable[torch.Tensor],
     if seen == 0:
         raise ValueError("PT2E calibration got no batches")
     converted = convert_pt2e(prepared)
-    move_exported_model_to_eval(converted)
     return QuantizedGraph(converted, getattr(model, "arch", {}), example.shape[0])
 
 

@@ -62,7 +62,7 @@ def loaders(checkpoint: dict):
 
 def int8_miou(model, train, val, spec, batches: int) -> float:
     """Static PTQ of `model` (calibrated on `batches` training batches), then its val mIoU."""
-    sim = attach(model).calibrate(batch for batch, _ in zip(train, range(batches)))
+    sim = attach(model).calibrate(batch for _, batch in zip(range(batches), train))
     try:
         return evaluate_model(model, val, spec.num_classes, spec.ignore_index,
                               progress=False)["miou"]
@@ -74,7 +74,7 @@ def pt2e_int8_miou(model, train, val, spec, batches: int) -> float:
     """Static PTQ through PT2E (torchao's X86 quantizer), then its val mIoU."""
     from training.pt2e import quantize_static
     example = next(iter(train))[0]
-    quantized = quantize_static(model, (batch for batch, _ in zip(train, range(batches))),
+    quantized = quantize_static(model, (batch for _, batch in zip(range(batches), train)),
                                 example)
     return evaluate_model(quantized, val, spec.num_classes, spec.ignore_index,
                           progress=False)["miou"]
@@ -93,8 +93,9 @@ def main(argv=None) -> dict:
     train, val, spec = loaders(checkpoint)
     fp32 = evaluate_model(model, val, spec.num_classes, spec.ignore_index, progress=False)["miou"]
     result = {"fp32_miou": fp32,
-              "ptq_int8_miou": int8_miou(model, train, val, spec, args.calib_batches),
-              "pt2e_int8_miou": pt2e_int8_miou(model, train, val, spec, args.calib_batches)}
+              "ptq_int8_miou": int8_miou(model, train, val, spec, args.calib_batches)}
+    if args.mode == "ptq":
+        result["pt2e_int8_miou"] = pt2e_int8_miou(model, train, val, spec, args.calib_batches)
     if args.mode == "qat":
         from training import train as training_loop
         out = Path(args.out) if args.out else Path(args.checkpoint).with_name(
@@ -102,7 +103,7 @@ def main(argv=None) -> dict:
         config = dict(checkpoint["config"], epochs=args.finetune_epochs, teacher=args.teacher,
                       lr=args.lr or checkpoint["config"]["lr"] / 10,
                       output_dir=str(out.parent), name=out.stem + "_run")
-        sim = attach(model).calibrate(batch for batch, _ in zip(train, range(args.calib_batches)))
+        sim = attach(model).calibrate(batch for _, batch in zip(range(args.calib_batches), train))
         try:
             summary = training_loop.run(config, distill=bool(args.teacher), initial_model=model)
         finally:
