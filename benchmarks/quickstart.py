@@ -1,6 +1,6 @@
 """Time the quickstart and the distillation modes on this machine; save the numbers.
 
-    python -m benchmarks.quickstart [--skip-quickstart] [--out benchmarks/results/quickstart.json]
+    python -m benchmarks.quickstart [--skip-quickstart | --skip-throughput] [--out FILE]
 
 1. Wall time of `python -m training.distill` with no arguments (teacher training included,
    unless a teacher trained with the same config is already cached: run `make clean-runs`
@@ -85,18 +85,23 @@ def main(argv=None) -> dict:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/quickstart.json")
     parser.add_argument("--skip-quickstart", action="store_true")
+    parser.add_argument("--skip-throughput", action="store_true",
+                        help="only time the quickstart (items 1-2)")
     parser.add_argument("--steps", type=int, default=10, help="optimizer steps per timed epoch")
     args = parser.parse_args(argv)
     result = {"threads": torch.get_num_threads()}
+    if args.skip_quickstart and args.skip_throughput:
+        parser.error("--skip-quickstart and --skip-throughput leave nothing to measure")
     if not args.skip_quickstart:
         result["quickstart"] = run_quickstart()
         print(f"quickstart wall time: {result['quickstart']['wall_time_s'] / 60:.1f} min")
-    workdir = ROOT / "runs" / "benchmark_quickstart"
-    teacher = ROOT / "runs" / load_yaml(ROOT / load_yaml(QUICKSTART)["teacher_config"])["name"] \
-        / "best.pth"
-    result["train_images_per_s"] = measure_throughput(workdir, args.steps)
-    if teacher.is_file():
-        result["distillation_modes"] = measure_modes(workdir, str(teacher), args.steps)
+    if not args.skip_throughput:
+        workdir = ROOT / "runs" / "benchmark_quickstart"
+        teacher = ROOT / "runs" / load_yaml(ROOT / load_yaml(QUICKSTART)["teacher_config"])[
+            "name"] / "best.pth"
+        result["train_images_per_s"] = measure_throughput(workdir, args.steps)
+        if teacher.is_file():
+            result["distillation_modes"] = measure_modes(workdir, str(teacher), args.steps)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))
     print(json.dumps({k: v for k, v in result.items() if k != "quickstart"}, indent=2))
