@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter, ScalarFormatter
 
 from training.checkpoint import atomic_write_text
 
@@ -153,6 +154,8 @@ def plot(table: dict, path: Path) -> None:
         scatter.scatter(row["gflops"], row["miou"], color=f"C{index}", s=60,
                         marker="*" if row["stage"] == "teacher_r50" else "o", label=row["label"])
     scatter.set_xscale("log")
+    scatter.xaxis.set_minor_formatter(NullFormatter())  # log-axis minor labels overlap
+    scatter.xaxis.set_major_formatter(ScalarFormatter())
     scatter.set_xlabel(f"GFLOPs at {table['input_size'][0]}x{table['input_size'][1]}")
     scatter.set_ylabel("val mIoU (%)")
     scatter.set_title("accuracy vs cost")
