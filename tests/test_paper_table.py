@@ -58,6 +58,29 @@ def test_rerun_reuses_finished_stages(first_run, capsys):
     assert [r["miou"] for r in again["rows"]] == [r["miou"] for r in table["rows"]]
 
 
+def test_an_unfinished_stage_resumes_from_its_last_checkpoint(first_run, capsys):
+    tmp_path, _ = first_run
+    done = tmp_path / "work" / "mnv2_kd" / "done.json"
+    record = json.loads(done.read_text())
+    done.unlink()  # as if the run had been interrupted after its last save
+    paper_table.main(_args(tmp_path))
+    assert "[mnv2_kd] resuming from" in capsys.readouterr().err
+    again = json.loads(done.read_text())
+    assert again["resumed"] and again["train_wall_s"] == pytest.approx(record["train_wall_s"])
+
+
+def test_kd_stage_of_another_teacher_is_refused(first_run):
+    tmp_path, _ = first_run
+    done = tmp_path / "work" / "r18_kd" / "done.json"
+    original = done.read_text()
+    done.write_text(json.dumps(dict(json.loads(original), teacher_sha256="0" * 64)))
+    try:
+        with pytest.raises(UserError, match="another teacher"):
+            paper_table.main(_args(tmp_path))
+    finally:
+        done.write_text(original)
+
+
 def test_changed_settings_are_refused_not_overwritten(first_run):
     tmp_path, _ = first_run
     with pytest.raises(UserError, match="other settings"):
