@@ -143,9 +143,9 @@ def test_incremented_checkpoint_loads_and_exports_to_onnx(withheld_checkpoint, t
     assert all(fisher[n].shape == p.shape for n, p in checkpoint["model"].items() if n in fisher)
     model = model_from_checkpoint(checkpoint)
     assert model.num_classes == 19
-    onnx_path = tmp_path / "model.onnx"
-    torch.onnx.export(model, torch.zeros(1, 3, 64, 128), str(onnx_path), opset_version=17,
-                      input_names=["image"], output_names=["logits"], dynamo=False)
+    # The same export path as conversion.export, so the grown classifier ships like any model.
+    from conversion.onnx_export import DeployWrapper, export_onnx
+    onnx_path = export_onnx(DeployWrapper(model), tmp_path / "model.onnx", (64, 128))
     onnx = pytest.importorskip("onnx")
     onnx.checker.check_model(onnx.load(str(onnx_path)))
 
