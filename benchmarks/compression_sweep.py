@@ -26,6 +26,7 @@ import torch
 from training import prune as prune_cli
 from training import quantize as quantize_cli
 from training.checkpoint import load_checkpoint, model_from_checkpoint
+from training.errors import run_cli
 from training.evaluation import evaluate_model
 from training.models import count_parameters
 from training.profiling import count_flops, measure_latency_ms, state_dict_size_mb
@@ -139,4 +140,4 @@ def main(argv=None) -> list[dict]:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

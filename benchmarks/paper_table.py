@@ -28,7 +28,7 @@ import torch
 from benchmarks import paper_report
 from training import evaluate, train
 from training.checkpoint import atomic_write_text, load_checkpoint
-from training.config import DEFAULTS, load_yaml, validate_config
+from training.config import DEFAULTS, learning_settings, load_yaml, validate_config
 from training.data import parse_dataset_spec
 from training.errors import UserError, run_cli
 from training.models import validate_input_size
@@ -39,8 +39,8 @@ ROOT = Path(__file__).resolve().parent.parent
 TEACHER_RECIPE = ROOT / "configs" / "camvid_teacher_r50.yaml"
 STUDENT_RECIPES = {"r18": ROOT / "configs" / "camvid_r18_kd.yaml",
                    "mnv2": ROOT / "configs" / "camvid_mobilenetv2_kd.yaml"}
-# Keys that do not change what a stage learns: a finished stage is reused despite them.
-_COSMETIC = {"name", "output_dir", "progress", "workers", "cache_dir", "device", "teacher"}
+# Besides the usual cosmetic keys: the device, and the teacher's path (its hash is checked).
+_ALSO_IGNORED = ("device", "teacher")
 
 
 def stage_configs(args: argparse.Namespace) -> dict[str, tuple[dict, bool]]:
@@ -59,7 +59,7 @@ def stage_configs(args: argparse.Namespace) -> dict[str, tuple[dict, bool]]:
     for short, path in STUDENT_RECIPES.items():
         kd = recipe(path, args.epochs)
         kd.update(teacher=teacher, soft_labels="cached")
-        plain = {k: v for k, v in kd.items()}
+        plain = dict(kd)
         plain.update(teacher=None, soft_labels=DEFAULTS["soft_labels"])
         stages[f"{short}_plain"] = (plain, False)
         stages[f"{short}_kd"] = (kd, True)
@@ -70,8 +70,7 @@ def stage_configs(args: argparse.Namespace) -> dict[str, tuple[dict, bool]]:
 
 
 def _learning(config: dict) -> dict:
-    """What a stage learns from; keys a newer version added read as their defaults."""
-    return {k: config.get(k, default) for k, default in DEFAULTS.items() if k not in _COSMETIC}
+    return learning_settings(config, _ALSO_IGNORED)
 
 
 def _teacher_of(config: dict) -> str | None:
@@ -82,10 +81,11 @@ def run_stage(name: str, config: dict, distill: bool, workdir: Path) -> Path:
     """Train one stage unless it already finished; resume it when it was interrupted."""
     run_dir = workdir / name
     done, last = run_dir / "done.json", run_dir / "last.pth"
+    teacher_sha256 = _teacher_of(config)
     if done.is_file():
         record = json.loads(done.read_text())
         stored = record["config"]
-        if record.get("teacher_sha256", _teacher_of(config)) != _teacher_of(config):
+        if record.get("teacher_sha256", teacher_sha256) != teacher_sha256:
             raise UserError(f"{run_dir} was distilled from another teacher than "
                             f"{config['teacher']}; delete {run_dir} to distil it again")
         if _learning(stored) == _learning(config):
@@ -110,7 +110,7 @@ def run_stage(name: str, config: dict, distill: bool, workdir: Path) -> Path:
         sys.exit(130)
     # Timings from metrics.csv: it spans every session of a resumed run.
     history = read_history(run_dir / "metrics.csv")
-    record = {"config": config, "teacher_sha256": _teacher_of(config),
+    record = {"config": config, "teacher_sha256": teacher_sha256,
               "best_miou": summary.get("best_miou"), "resumed": resume is not None,
               "train_wall_s": sum(e.get("epoch_time_s", 0.0) for e in history),
               "images_per_s": [e.get("images_per_s") for e in history]}
@@ -119,9 +119,9 @@ def run_stage(name: str, config: dict, distill: bool, workdir: Path) -> Path:
 
 
 def _difference(stored: dict, wanted: dict) -> str:
-    keys = sorted(k for k in set(_learning(stored)) | set(_learning(wanted))
-                  if stored.get(k) != wanted.get(k))
-    return ", ".join(f"{k}: {stored.get(k)!r} there, {wanted.get(k)!r} now" for k in keys[:3])
+    stored, wanted = _learning(stored), _learning(wanted)
+    keys = sorted(k for k in stored if stored[k] != wanted[k])
+    return ", ".join(f"{k}: {stored[k]!r} there, {wanted[k]!r} now" for k in keys[:3])
 
 
 def _fingerprint(paths: list[Path]) -> list[list]:

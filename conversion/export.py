@@ -89,7 +89,8 @@ def settings_from(args: argparse.Namespace) -> ExportSettings:
         calib=args.calib, calib_count=args.calib_count, parity_data=args.parity_data,
         parity_count=args.parity_count, out=args.out, name=args.name,
         fold_normalization=args.fold_normalization, fold_argmax=args.fold_argmax,
-        int16=args.int16, weight_granularity=args.int8_weights, coreml_input=args.coreml_input, coreml_variants=variants,
+        int16=args.int16, weight_granularity=args.int8_weights,
+        coreml_input=args.coreml_input, coreml_variants=variants,
         palette_bits=args.palette_bits, thresholds=parse_thresholds(args.threshold),
         threads=args.threads, opset=args.opset, keep_work=args.keep_work)
 

@@ -86,8 +86,8 @@ def test_pt2e_static_ptq_quantizes_and_keeps_a_trained_models_predictions(tiny_t
     checkpoint = load_checkpoint(tiny_trained_student)
     model = model_from_checkpoint(checkpoint).eval()
     train, val, spec = quantize_cli.loaders(checkpoint)
-    example = next(iter(train))[0]
-    quantized = quantize_static(model, (batch for batch, _ in zip(train, range(2))), example)
+    calibration = quantize_cli.first_batches(train, 2)
+    quantized = quantize_static(model, calibration, example=calibration[0][0])
     ops = {str(node.target) for node in quantized.graph.graph.nodes}
     assert any("quantize_per_tensor" in op for op in ops)
     assert any("dequantize_per_channel" in op for op in ops)  # per-channel weights

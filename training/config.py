@@ -37,6 +37,18 @@ CHOICES = {"lr_schedule": ("step", "poly"), "soft_labels": ("online", "cached"),
            "kd_loss": ("kl", "cwd"), "device": ("auto", "cpu", "cuda")}
 
 
+# Keys that name, place or display a run without changing what it learns.
+COSMETIC = frozenset({"name", "output_dir", "progress", "workers", "teacher_config", "cache_dir"})
+
+
+def learning_settings(config: dict, also_ignore=()) -> dict:
+    """The settings that decide what a run learns: equal for two configs means a finished run
+    of one can stand for the other. Keys an older config lacks read as their defaults."""
+    skip = COSMETIC | set(also_ignore)
+    return {key: config.get(key, default) for key, default in DEFAULTS.items()
+            if key not in skip}
+
+
 def add_config_arguments(parser: argparse.ArgumentParser, distillation: bool = False) -> None:
     """Flags for every config key; unset flags do not override the YAML file."""
     s = argparse.SUPPRESS

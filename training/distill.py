@@ -19,18 +19,10 @@ from pathlib import Path
 
 from training import train
 from training.checkpoint import load_checkpoint
-from training.config import add_config_arguments, resolve_config
+from training.config import add_config_arguments, learning_settings, resolve_config
 from training.errors import UserError, run_cli
 
 QUICKSTART = Path(__file__).resolve().parent.parent / "configs" / "quickstart.yaml"
-# Keys that do not change what a run learns; a cached teacher may differ in them.
-_COSMETIC = {"name", "output_dir", "progress", "workers", "teacher_config"}
-
-
-def _learning_config(config: dict) -> dict:
-    return {k: v for k, v in config.items() if k not in _COSMETIC}
-
-
 def ensure_teacher(config: dict) -> str:
     """Return the teacher checkpoint, training it first from `teacher_config` when needed."""
     teacher = config.get("teacher")
@@ -46,7 +38,7 @@ def ensure_teacher(config: dict) -> str:
     path = Path(teacher_config["output_dir"]) / teacher_config["name"] / "best.pth"
     if path.is_file():
         stored = load_checkpoint(path)["config"]
-        if _learning_config(stored) == _learning_config(teacher_config):
+        if learning_settings(stored) == learning_settings(teacher_config):
             print(f"reusing teacher {path} (trained with the same config)", file=sys.stderr)
             return str(path)
         print(f"teacher {path} was trained with another config: retraining", file=sys.stderr)

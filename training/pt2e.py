@@ -14,16 +14,24 @@ TFLite's op boundaries), and its QAT is what trains weights for it. Both numbers
 from __future__ import annotations
 
 import copy
+import logging
 from typing import Iterable
 
 import torch
 from torch import nn
 
+# torchao 0.18 registers an Enum with torch's pytree at import, which logs a deprecation
+# warning on every run; it concerns torchao's code, not ours.
+_pytree_log = logging.getLogger("torch.utils._pytree")
+_level = _pytree_log.level
+_pytree_log.setLevel(logging.ERROR)
 try:
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
     from torchao.quantization.pt2e.quantizer import x86_inductor_quantizer as x86
 except ImportError as exc:  # pragma: no cover - torchao is a pinned dependency
     raise ImportError("PT2E quantization needs torchao (pip install torchao==0.18.0)") from exc
+finally:
+    _pytree_log.setLevel(_level)
 
 
 class QuantizedGraph(nn.Module):
@@ -80,4 +88,3 @@ def run_padded(graph: nn.Module, batch: torch.Tensor, batch_size: int) -> torch.
             if missing else chunk
         outputs.append(graph(padded)[:chunk.shape[0]])
     return torch.cat(outputs)
-

@@ -60,9 +60,14 @@ def loaders(checkpoint: dict):
             DataLoader(spec.build(split, transform=transform), batch_size=batch), spec)
 
 
+def first_batches(loader, count: int) -> list:
+    """The calibration set: the loader's first `count` batches, read once."""
+    return [batch for _, batch in zip(range(count), loader)]
+
+
 def int8_miou(model, train, val, spec, batches: int) -> float:
     """Static PTQ of `model` (calibrated on `batches` training batches), then its val mIoU."""
-    sim = attach(model).calibrate(batch for _, batch in zip(range(batches), train))
+    sim = attach(model).calibrate(first_batches(train, batches))
     try:
         return evaluate_model(model, val, spec.num_classes, spec.ignore_index,
                               progress=False)["miou"]
@@ -73,9 +78,8 @@ def int8_miou(model, train, val, spec, batches: int) -> float:
 def pt2e_int8_miou(model, train, val, spec, batches: int) -> float:
     """Static PTQ through PT2E (torchao's X86 quantizer), then its val mIoU."""
     from training.pt2e import quantize_static
-    example = next(iter(train))[0]
-    quantized = quantize_static(model, (batch for _, batch in zip(range(batches), train)),
-                                example)
+    calibration = first_batches(train, batches)
+    quantized = quantize_static(model, calibration, example=calibration[0][0])
     return evaluate_model(quantized, val, spec.num_classes, spec.ignore_index,
                           progress=False)["miou"]
 
@@ -103,7 +107,7 @@ def main(argv=None) -> dict:
         config = dict(checkpoint["config"], epochs=args.finetune_epochs, teacher=args.teacher,
                       lr=args.lr or checkpoint["config"]["lr"] / 10,
                       output_dir=str(out.parent), name=out.stem + "_run")
-        sim = attach(model).calibrate(batch for _, batch in zip(range(args.calib_batches), train))
+        sim = attach(model).calibrate(first_batches(train, args.calib_batches))
         try:
             summary = training_loop.run(config, distill=bool(args.teacher), initial_model=model)
         finally:
