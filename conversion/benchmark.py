@@ -110,7 +110,8 @@ def runtime_peak_memory_mb(path: Path, threads: int) -> float:
     return float(result)
 
 
-def convert_cached(model: nn.Module, work: Path, size, calibration: np.ndarray) -> dict:
+def convert_cached(model: nn.Module, work: Path, size, calibration: np.ndarray,
+                   weight_granularity: str = "per-channel") -> dict:
     """ONNX + TFLite variants of `model` in `work`, reused when already there."""
     onnx_path = work / "model.onnx"
     expected = {p: work / "onnx2tf" / "tflite" / f"model_{s}.tflite" for p, s in
@@ -120,7 +121,8 @@ def convert_cached(model: nn.Module, work: Path, size, calibration: np.ndarray) 
         work.mkdir(parents=True, exist_ok=True)
         export_onnx(DeployWrapper(model), onnx_path, size)
         produced = convert_to_tflite(onnx_path, work / "onnx2tf", calibration,
-                                     fold_normalization=False)
+                                     fold_normalization=False,
+                                     weight_granularity=weight_granularity)
         expected = {p: produced[p] for p in TFLITE_ROWS}
     return {"onnx": onnx_path, **expected}
 
@@ -150,9 +152,11 @@ def run(args: argparse.Namespace) -> dict:
     reference = Reference(TorchRuntime(student, size, threads)(held_out.images),
                           held_out.masks, num_classes, dataset["ignore_index"])
     key = f"{size[0]}x{size[1]}_{file_sha256(checkpoint_path)[:12]}_{args.calib_count}"
+    key += "_per_tensor" * (args.int8_weights == "per-tensor")  # per-channel keeps old caches
     work = Path(args.work)
     log("converting the student (cached) ...")
-    student_files = convert_cached(student, work / f"student_{key}", size, calibration.images)
+    student_files = convert_cached(student, work / f"student_{key}", size, calibration.images,
+                                   args.int8_weights)
     log("converting lraspp_mobilenet_v3_large (random weights, cached) ...")
     lr = lraspp(num_classes)
     lr_files = convert_cached(lr, work / f"lraspp_{size[0]}x{size[1]}_{num_classes}", size,
@@ -226,7 +230,7 @@ def summarize(rows: list[dict], size, threads: int, args) -> dict:
         "met": ratios["int8_vs_fastest_lraspp_tflite_latency"] < 1,
         "fastest_lraspp": f"{fastest['precision']} {fastest['latency_ms']:.1f} ms"}
     return {"input_size": list(size), "threads": threads, "images": args.images,
-            "machine": _machine(), "load_average_at_end": list(os.getloadavg()),
+            "int8_weights": args.int8_weights, "machine": _machine(), "load_average_at_end": list(os.getloadavg()),
             "rows": rows, "ratios": ratios, "goals": goals}
 
 
@@ -273,6 +277,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--calib", help="calibration data (default: the student's dataset)")
     parser.add_argument("--calib-count", type=int, default=32)
+    parser.add_argument("--int8-weights", choices=("per-channel", "per-tensor"),
+                        default="per-channel",
+                        help="the student's int8 weight scales (see conversion.export)")
     parser.add_argument("--parity-data", help="labelled held-out data (default: --calib)")
     parser.add_argument("--images", type=int, default=8, help="held-out images for agreement")
     parser.add_argument("--runs", type=int, default=10, help="timed runs per row")
