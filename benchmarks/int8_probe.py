@@ -25,20 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
+from conversion.benchmark import cpu_int8_flags
 from training.checkpoint import atomic_write_text
 from training.errors import UserError, run_cli
-
-DOT_PRODUCT_FLAGS = ("avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8", "asimddp", "i8mm")
-
-
-def cpu_int8_flags() -> list[str]:
-    """The int8 dot-product extensions /proc/cpuinfo lists (empty when none or unknown)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return []
-    words = set(text.split())
-    return [flag for flag in DOT_PRODUCT_FLAGS if flag in words]
 
 
 def reference_models(size: tuple[int, int], width: float, calibration_frames: int) -> dict:

@@ -39,6 +39,7 @@ from training.profiling import measure_latency_ms, measure_peak_memory_mb, state
 from training.soft_labels import file_sha256
 
 DEFAULT_TEACHER = Path("runs/quickstart_teacher/best.pth")
+DOT_PRODUCT_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8", "asimddp", "i8mm")
 TFLITE_ROWS = ("fp32", "fp16", "dynamic-int8", "int8")
 GOALS = {"int8_vs_fp32_tflite_latency": 0.35, "int8_vs_teacher_latency": 0.05,
          "int8_vs_fp32_tflite_size": 0.3}
@@ -230,7 +231,9 @@ def summarize(rows: list[dict], size, threads: int, args) -> dict:
         "met": ratios["int8_vs_fastest_lraspp_tflite_latency"] < 1,
         "fastest_lraspp": f"{fastest['precision']} {fastest['latency_ms']:.1f} ms"}
     return {"input_size": list(size), "threads": threads, "images": args.images,
-            "int8_weights": args.int8_weights, "machine": _machine(), "load_average_at_end": list(os.getloadavg()),
+            "int8_weights": args.int8_weights, "machine": _machine(),
+            "int8_dot_product_flags": cpu_int8_flags(),
+            "load_average_at_end": list(os.getloadavg()),
             "rows": rows, "ratios": ratios, "goals": goals}
 
 
@@ -243,14 +246,27 @@ def _machine() -> str:
     return f"{model}, {multiprocessing.cpu_count()} cores"
 
 
+def cpu_int8_flags() -> list[str]:
+    """The int8 dot-product extensions /proc/cpuinfo lists (empty when none or unknown).
+
+    XNNPACK's int8 kernels gain most over fp32 with them (x86 VNNI, ARM dotprod/i8mm).
+    """
+    try:
+        words = set(Path("/proc/cpuinfo").read_text().split())
+    except OSError:
+        return []
+    return [flag for flag in DOT_PRODUCT_FLAGS if flag in words]
+
+
 def markdown(result: dict) -> str:
     def fmt(value, digits=1):
         return "-" if value is None else f"{value:.{digits}f}"
 
+    load = result["load_average_at_end"][0]
+    shared = ": other jobs shared the CPU" if load > result["threads"] + 0.5 else ""
     lines = [f"Input {result['input_size'][0]}x{result['input_size'][1]}, "
              f"{result['threads']} threads, batch 1, {result['machine']} (1-min load average "
-             f"at the end: {result['load_average_at_end'][0]:.1f}: other jobs shared the CPU)",
-             "",
+             f"at the end: {load:.1f}{shared})", "",
              "| model | runtime | precision | latency ms | size MB | peak MB | agreement | "
              "mIoU | note |", "|---|---|---|---|---|---|---|---|---|"]
     for r in result["rows"]:
@@ -262,6 +278,11 @@ def markdown(result: dict) -> str:
     for name, goal in result["goals"].items():
         lines.append(f"- {name}: {goal['value']:.3f} (goal {goal['goal']}): "
                      f"{'met' if goal['met'] else 'NOT met'}")
+    if not result.get("int8_dot_product_flags") and \
+            not result["goals"]["int8_vs_fp32_tflite_latency"]["met"]:
+        lines.append("- this CPU lists no int8 dot-product instructions (VNNI, dotprod), where "
+                     "XNNPACK's int8 gains little over fp32; `python -m benchmarks.int8_probe` "
+                     "measures the runtime's own int8 speed-up")
     return "\n".join(lines)
 
 

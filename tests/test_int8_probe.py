@@ -3,7 +3,7 @@ import json
 import subprocess
 import sys
 
-from benchmarks.int8_probe import DOT_PRODUCT_FLAGS, cpu_int8_flags
+from conversion.benchmark import DOT_PRODUCT_FLAGS, cpu_int8_flags
 
 
 def test_probe_times_a_real_int8_model(tmp_path):
