@@ -17,7 +17,6 @@ import contextlib
 import io
 import json
 import os
-import platform
 import statistics
 import time
 import warnings
@@ -25,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from conversion.benchmark import cpu_int8_flags
+from conversion.benchmark import cpu_int8_flags, machine_description
 from training.checkpoint import atomic_write_text
 from training.errors import UserError, run_cli
 
@@ -85,7 +84,7 @@ def probe(size: tuple[int, int], threads: int, runs: int = 10, width: float = 1.
     return {
         "model": f"keras MobileNetV2 (alpha {width}), TFLiteConverter",
         "input_size": list(size), "threads": threads, "runs": runs,
-        "machine": platform.processor() or platform.machine(),
+        "machine": machine_description(),
         "int8_dot_product_flags": cpu_int8_flags(),
         "rows": rows,
         "int8_over_fp32": rows["int8"]["latency_ms"] / rows["fp32"]["latency_ms"],
@@ -110,7 +109,7 @@ def main(argv: list[str] | None = None) -> dict:
                    args.width)
     flags = ", ".join(result["int8_dot_product_flags"]) or "none"
     print(f"{result['model']} at {args.input_size[0]}x{args.input_size[1]}, "
-          f"{args.threads} threads; CPU int8 dot-product flags: {flags}")
+          f"{args.threads} threads, {result['machine']}; int8 dot-product flags: {flags}")
     for precision, row in result["rows"].items():
         print(f"  {precision:<5} {row['latency_ms']:8.1f} ms  {row['size_mb']:6.2f} MB")
     print(f"  int8 / fp32 latency: {result['int8_over_fp32']:.2f}x")

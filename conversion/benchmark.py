@@ -231,13 +231,14 @@ def summarize(rows: list[dict], size, threads: int, args) -> dict:
         "met": ratios["int8_vs_fastest_lraspp_tflite_latency"] < 1,
         "fastest_lraspp": f"{fastest['precision']} {fastest['latency_ms']:.1f} ms"}
     return {"input_size": list(size), "threads": threads, "images": args.images,
-            "int8_weights": args.int8_weights, "machine": _machine(),
+            "int8_weights": args.int8_weights, "machine": machine_description(),
             "int8_dot_product_flags": cpu_int8_flags(),
             "load_average_at_end": list(os.getloadavg()),
             "rows": rows, "ratios": ratios, "goals": goals}
 
 
-def _machine() -> str:
+def machine_description() -> str:
+    """CPU model and core count, for the tables."""
     try:
         model = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
                      if line.startswith("model name"))
