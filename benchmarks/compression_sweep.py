@@ -61,12 +61,13 @@ def measure(name: str, path: Path, args) -> dict:
     checkpoint = load_checkpoint(path)
     model = model_from_checkpoint(checkpoint)
     train, val, spec = quantize_cli.loaders(checkpoint)
+    calibration = quantize_cli.first_batches(train, 4)
     size = tuple(checkpoint["config"]["input_size"])
     row = {"variant": name, "checkpoint": str(path),
            "miou": evaluate_model(model, val, spec.num_classes, spec.ignore_index,
                                   progress=False)["miou"],
-           "ptq_int8_miou": quantize_cli.int8_miou(model, train, val, spec, 4),
-           "pt2e_int8_miou": quantize_cli.pt2e_int8_miou(model, train, val, spec, 4),
+           "ptq_int8_miou": quantize_cli.int8_miou(model, calibration, val, spec),
+           "pt2e_int8_miou": quantize_cli.pt2e_int8_miou(model, calibration, val, spec),
            "gflops": count_flops(model, size) / 1e9, "params_m": count_parameters(model) / 1e6,
            "size_mb": state_dict_size_mb(model), "gzip_mb": gzip_size_mb(model),
            "torch_latency_ms": measure_latency_ms(model, size, threads=args.threads)}

@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 
 from training import train
+from training.checkpoint import atomic_write_text
 from training.config import DEFAULTS, load_yaml
 from training.models import STUDENTS, TEACHER
 
@@ -103,7 +104,7 @@ def main(argv=None) -> dict:
         if teacher.is_file():
             result["distillation_modes"] = measure_modes(workdir, str(teacher), args.steps)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2))
+    atomic_write_text(args.out, json.dumps(result, indent=2) + "\n")
     print(json.dumps({k: v for k, v in result.items() if k != "quickstart"}, indent=2))
     return result
 

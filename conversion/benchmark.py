@@ -31,7 +31,7 @@ from conversion.onnx_export import DeployWrapper, export_onnx
 from conversion.parity import Reference, compare
 from conversion.pipeline import DEFAULT_CHECKPOINT, resolve_checkpoint
 from conversion.runtimes import TorchRuntime, open_runtime
-from conversion.tflite_export import convert_to_tflite
+from conversion.tflite_export import WEIGHT_GRANULARITIES, convert_to_tflite
 from training.checkpoint import load_checkpoint, model_from_checkpoint
 from training.errors import run_cli
 from training.models import build_model, validate_input_size
@@ -299,7 +299,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--calib", help="calibration data (default: the student's dataset)")
     parser.add_argument("--calib-count", type=int, default=32)
-    parser.add_argument("--int8-weights", choices=("per-channel", "per-tensor"),
+    parser.add_argument("--int8-weights", choices=WEIGHT_GRANULARITIES,
                         default="per-channel",
                         help="the student's int8 weight scales (see conversion.export)")
     parser.add_argument("--parity-data", help="labelled held-out data (default: --calib)")

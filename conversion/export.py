@@ -16,7 +16,7 @@ from pathlib import Path
 
 from conversion.parity import DEFAULT_THRESHOLDS, parse_thresholds
 from conversion.pipeline import DEFAULT_CHECKPOINT, TARGETS, ExportRun, ExportSettings
-from conversion.tflite_export import ConversionError
+from conversion.tflite_export import WEIGHT_GRANULARITIES, ConversionError
 from training.errors import UserError, run_cli
 
 COREML_VARIANTS = ("fp16", "int8", "palettized")
@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="the model outputs the class map instead of logits")
     model.add_argument("--int16", action="store_true",
                        help="also ship TFLite int8 weights with int16 activations")
-    model.add_argument("--int8-weights", choices=("per-channel", "per-tensor"),
+    model.add_argument("--int8-weights", choices=WEIGHT_GRANULARITIES,
                        default="per-channel",
                        help="weight scales of the int8 TFLite variants (full int8 and "
                             "dynamic range): per-channel (accurate) or per-tensor (one scale "

@@ -29,6 +29,8 @@ from training.presets import MEAN, STD
 
 SAMPLE_FILE = "calibration_image_sample_data_20x128x128x3_float32.npy"
 # onnx2tf's file suffix -> our precision name.
+# int8 weight scales onnx2tf offers: one per output channel (accurate) or one per tensor.
+WEIGHT_GRANULARITIES = ("per-channel", "per-tensor")
 VARIANTS = {"float32": "fp32", "float16": "fp16", "dynamic_range_quant": "dynamic-int8",
             "full_integer_quant": "int8", "full_integer_quant_with_int16_act": "int16x8"}
 
@@ -133,7 +135,7 @@ def _child(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", required=True)
     parser.add_argument("--fold-normalization", action="store_true")
     parser.add_argument("--int16", action="store_true", help="also int16-activation variants")
-    parser.add_argument("--quant-type", choices=("per-channel", "per-tensor"),
+    parser.add_argument("--quant-type", choices=WEIGHT_GRANULARITIES,
                         default="per-channel", help="int8 weight scales")
     args = parser.parse_args(argv)
 

@@ -23,6 +23,8 @@ from training.config import add_config_arguments, learning_settings, resolve_con
 from training.errors import UserError, run_cli
 
 QUICKSTART = Path(__file__).resolve().parent.parent / "configs" / "quickstart.yaml"
+
+
 def ensure_teacher(config: dict) -> str:
     """Return the teacher checkpoint, training it first from `teacher_config` when needed."""
     teacher = config.get("teacher")

@@ -65,9 +65,9 @@ def first_batches(loader, count: int) -> list:
     return [batch for _, batch in zip(range(count), loader)]
 
 
-def int8_miou(model, train, val, spec, batches: int) -> float:
-    """Static PTQ of `model` (calibrated on `batches` training batches), then its val mIoU."""
-    sim = attach(model).calibrate(first_batches(train, batches))
+def int8_miou(model, calibration: list, val, spec) -> float:
+    """Static PTQ of `model` (TFLite's scheme, calibrated on `calibration`), then its val mIoU."""
+    sim = attach(model).calibrate(calibration)
     try:
         return evaluate_model(model, val, spec.num_classes, spec.ignore_index,
                               progress=False)["miou"]
@@ -75,10 +75,9 @@ def int8_miou(model, train, val, spec, batches: int) -> float:
         sim.detach()
 
 
-def pt2e_int8_miou(model, train, val, spec, batches: int) -> float:
+def pt2e_int8_miou(model, calibration: list, val, spec) -> float:
     """Static PTQ through PT2E (torchao's X86 quantizer), then its val mIoU."""
     from training.pt2e import quantize_static
-    calibration = first_batches(train, batches)
     quantized = quantize_static(model, calibration, example=calibration[0][0])
     return evaluate_model(quantized, val, spec.num_classes, spec.ignore_index,
                           progress=False)["miou"]
@@ -95,11 +94,11 @@ def main(argv=None) -> dict:
     checkpoint = load_checkpoint(args.checkpoint)
     model = model_from_checkpoint(checkpoint)
     train, val, spec = loaders(checkpoint)
+    calibration = first_batches(train, args.calib_batches)
     fp32 = evaluate_model(model, val, spec.num_classes, spec.ignore_index, progress=False)["miou"]
-    result = {"fp32_miou": fp32,
-              "ptq_int8_miou": int8_miou(model, train, val, spec, args.calib_batches)}
+    result = {"fp32_miou": fp32, "ptq_int8_miou": int8_miou(model, calibration, val, spec)}
     if args.mode == "ptq":
-        result["pt2e_int8_miou"] = pt2e_int8_miou(model, train, val, spec, args.calib_batches)
+        result["pt2e_int8_miou"] = pt2e_int8_miou(model, calibration, val, spec)
     if args.mode == "qat":
         from training import train as training_loop
         out = Path(args.out) if args.out else Path(args.checkpoint).with_name(
@@ -107,7 +106,7 @@ def main(argv=None) -> dict:
         config = dict(checkpoint["config"], epochs=args.finetune_epochs, teacher=args.teacher,
                       lr=args.lr or checkpoint["config"]["lr"] / 10,
                       output_dir=str(out.parent), name=out.stem + "_run")
-        sim = attach(model).calibrate(first_batches(train, args.calib_batches))
+        sim = attach(model).calibrate(calibration)
         try:
             summary = training_loop.run(config, distill=bool(args.teacher), initial_model=model)
         finally:
@@ -116,7 +115,7 @@ def main(argv=None) -> dict:
         qat_model = model_from_checkpoint(trained)
         result["qat_fp32_miou"] = evaluate_model(qat_model, val, spec.num_classes,
                                                  spec.ignore_index, progress=False)["miou"]
-        result["qat_int8_miou"] = int8_miou(qat_model, train, val, spec, args.calib_batches)
+        result["qat_int8_miou"] = int8_miou(qat_model, calibration, val, spec)
         trained["quantization"] = {"mode": "qat", "source": str(args.checkpoint), **result}
         atomic_save(trained, out)
         result["out"] = str(out)
