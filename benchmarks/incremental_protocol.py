@@ -26,14 +26,14 @@ import torch
 from torch import nn
 from torch.utils.data import ConcatDataset, DataLoader
 
-from training.checkpoint import atomic_save, dataset_record, load_checkpoint, make_checkpoint, \
-    model_from_checkpoint
+from training.checkpoint import (dataset_record, load_checkpoint, make_checkpoint, model_from_checkpoint)
 from training.config import DEFAULTS
 from training.continual import RemapLabels, label_lookup
 from training.data import eval_transforms, parse_dataset_spec
 from training.engine import Trainer
 from training.evaluation import evaluate_model
 from training.incremental import increment
+from training.io import atomic_save
 from training.losses import SupervisedTask
 from training.models import build_model
 from training.sampling import AugmentedDataset

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from conversion.benchmark import cpu_int8_flags, machine_description
-from training.checkpoint import atomic_write_text
+from training.io import atomic_write_text
+from training.machine import machine_record
 from training.errors import UserError, run_cli
 
 
@@ -84,8 +84,7 @@ def probe(size: tuple[int, int], threads: int, runs: int = 10, width: float = 1.
     return {
         "model": f"keras MobileNetV2 (alpha {width}), TFLiteConverter",
         "input_size": list(size), "threads": threads, "runs": runs,
-        "machine": machine_description(),
-        "int8_dot_product_flags": cpu_int8_flags(),
+        **machine_record(),
         "rows": rows,
         "int8_over_fp32": rows["int8"]["latency_ms"] / rows["fp32"]["latency_ms"],
     }

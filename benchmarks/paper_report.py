@@ -11,7 +11,7 @@ from pathlib import Path
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter, ScalarFormatter
 
-from training.checkpoint import atomic_write_text
+from training.io import atomic_write_text
 
 # The paper's Table (Cityscapes, ImageNet-initialised, full resolution), for comparison only.
 PAPER = {

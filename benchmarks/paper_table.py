@@ -27,13 +27,13 @@ import torch
 
 from benchmarks import paper_report
 from training import evaluate, train
-from training.checkpoint import atomic_write_text, load_checkpoint
+from training.checkpoint import load_checkpoint
 from training.config import DEFAULTS, learning_settings, load_yaml, validate_config
 from training.data import parse_dataset_spec
 from training.errors import UserError, run_cli
+from training.io import atomic_write_text, file_sha256
 from training.models import validate_input_size
 from training.report import read_history
-from training.soft_labels import file_sha256
 
 ROOT = Path(__file__).resolve().parent.parent
 TEACHER_RECIPE = ROOT / "configs" / "camvid_teacher_r50.yaml"

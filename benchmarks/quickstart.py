@@ -22,8 +22,9 @@ from pathlib import Path
 import torch
 
 from training import train
-from training.checkpoint import atomic_write_text
 from training.config import DEFAULTS, load_yaml
+from training.io import atomic_write_text
+from training.machine import machine_record
 from training.models import STUDENTS, TEACHER
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -90,7 +91,7 @@ def main(argv=None) -> dict:
                         help="only time the quickstart (items 1-2)")
     parser.add_argument("--steps", type=int, default=10, help="optimizer steps per timed epoch")
     args = parser.parse_args(argv)
-    result = {"threads": torch.get_num_threads()}
+    result = {"threads": torch.get_num_threads(), **machine_record()}
     if args.skip_quickstart and args.skip_throughput:
         parser.error("--skip-quickstart and --skip-throughput leave nothing to measure")
     if not args.skip_quickstart:

@@ -21,10 +21,10 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from training.checkpoint import atomic_write_text
 from training.data import parse_dataset_spec
 from training.data.transforms import eval_transforms
 from training.errors import UserError, run_cli
+from training.io import atomic_write_text
 from training.metrics import SegmentationMetrics
 from training.models import validate_input_size
 

@@ -34,12 +34,12 @@ from conversion.runtimes import TorchRuntime, open_runtime
 from conversion.tflite_export import WEIGHT_GRANULARITIES, convert_to_tflite
 from training.checkpoint import load_checkpoint, model_from_checkpoint
 from training.errors import run_cli
+from training.io import file_sha256
+from training.machine import machine_record
 from training.models import build_model, validate_input_size
 from training.profiling import measure_latency_ms, measure_peak_memory_mb, state_dict_size_mb
-from training.soft_labels import file_sha256
 
 DEFAULT_TEACHER = Path("runs/quickstart_teacher/best.pth")
-DOT_PRODUCT_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8", "asimddp", "i8mm")
 TFLITE_ROWS = ("fp32", "fp16", "dynamic-int8", "int8")
 GOALS = {"int8_vs_fp32_tflite_latency": 0.35, "int8_vs_teacher_latency": 0.05,
          "int8_vs_fp32_tflite_size": 0.3}
@@ -231,32 +231,9 @@ def summarize(rows: list[dict], size, threads: int, args) -> dict:
         "met": ratios["int8_vs_fastest_lraspp_tflite_latency"] < 1,
         "fastest_lraspp": f"{fastest['precision']} {fastest['latency_ms']:.1f} ms"}
     return {"input_size": list(size), "threads": threads, "images": args.images,
-            "int8_weights": args.int8_weights, "machine": machine_description(),
-            "int8_dot_product_flags": cpu_int8_flags(),
+            "int8_weights": args.int8_weights, **machine_record(),
             "load_average_at_end": list(os.getloadavg()),
             "rows": rows, "ratios": ratios, "goals": goals}
-
-
-def machine_description() -> str:
-    """CPU model and core count, for the tables."""
-    try:
-        model = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
-                     if line.startswith("model name"))
-    except (OSError, StopIteration):
-        model = "unknown CPU"
-    return f"{model}, {multiprocessing.cpu_count()} cores"
-
-
-def cpu_int8_flags() -> list[str]:
-    """The int8 dot-product extensions /proc/cpuinfo lists (empty when none or unknown).
-
-    XNNPACK's int8 kernels gain most over fp32 with them (x86 VNNI, ARM dotprod/i8mm).
-    """
-    try:
-        words = set(Path("/proc/cpuinfo").read_text().split())
-    except OSError:
-        return []
-    return [flag for flag in DOT_PRODUCT_FLAGS if flag in words]
 
 
 def markdown(result: dict) -> str:

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from training.checkpoint import atomic_write_text
+from training.io import atomic_write_text
 from training.errors import UserError
 from training.metrics import SegmentationMetrics
 

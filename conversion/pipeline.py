@@ -31,8 +31,8 @@ from conversion.tflite_export import convert_to_tflite
 from training.checkpoint import load_checkpoint, model_from_checkpoint
 from training.data import parse_dataset_spec
 from training.errors import UserError
+from training.io import file_sha256
 from training.models import validate_input_size
-from training.soft_labels import file_sha256
 
 DEFAULT_CHECKPOINT = Path("runs/quickstart_student/best.pth")
 TARGETS = ("onnx", "tflite", "coreml")

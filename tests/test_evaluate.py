@@ -9,9 +9,10 @@ import sys
 import pytest
 import torch
 
-from training.checkpoint import atomic_save, dataset_record, make_checkpoint
+from training.checkpoint import dataset_record, make_checkpoint
 from training.data import parse_dataset_spec
 from training.errors import run_cli
+from training.io import atomic_save
 from training.models import STUDENTS, TEACHER, build_model, count_parameters
 
 SPEC = "synthetic:size=64x128,train=2,val=4,seed=0"

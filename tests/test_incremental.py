@@ -5,14 +5,14 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from training.checkpoint import atomic_save, dataset_record, load_checkpoint, make_checkpoint, \
-    model_from_checkpoint
+from training.checkpoint import (dataset_record, load_checkpoint, make_checkpoint, model_from_checkpoint)
 from training.config import DEFAULTS
 from training.continual import ContinualTask, estimate_fisher, ewc_penalty, extend_class_list, \
     grow_classifier
 from training.data import eval_transforms, parse_dataset_spec
 from training.errors import UserError, run_cli
 from training.incremental import increment, main
+from training.io import atomic_save
 from training.models import build_model
 from training.replay import ReplayMemory, select_class_balanced
 

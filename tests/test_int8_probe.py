@@ -3,7 +3,7 @@ import json
 import subprocess
 import sys
 
-from conversion.benchmark import DOT_PRODUCT_FLAGS, cpu_int8_flags
+from training.machine import DOT_PRODUCT_FLAGS, int8_dot_product_flags
 
 
 def test_probe_times_a_real_int8_model(tmp_path):
@@ -18,8 +18,8 @@ def test_probe_times_a_real_int8_model(tmp_path):
     assert int8["size_mb"] < 0.5 * fp32["size_mb"]  # weights really are 8-bit
     assert fp32["latency_ms"] > 0 and int8["latency_ms"] > 0
     assert result["int8_over_fp32"] == int8["latency_ms"] / fp32["latency_ms"]
-    assert result["int8_dot_product_flags"] == cpu_int8_flags()
-    assert set(cpu_int8_flags()) <= set(DOT_PRODUCT_FLAGS)
+    assert result["int8_dot_product_flags"] == int8_dot_product_flags()
+    assert set(int8_dot_product_flags()) <= set(DOT_PRODUCT_FLAGS)
 
 
 def test_probe_refuses_a_tiny_input():

@@ -9,11 +9,11 @@ import torch
 
 from conversion.onnx_export import DeployWrapper, export_onnx
 from training import prune as prune_cli
-from training.checkpoint import atomic_save, dataset_record, make_checkpoint, \
-    model_from_checkpoint
+from training.checkpoint import dataset_record, make_checkpoint, model_from_checkpoint
 from training.config import DEFAULTS
 from training.data import parse_dataset_spec
 from training.errors import UserError
+from training.io import atomic_save
 from training.models import STUDENTS, build_model, count_parameters
 from training.profiling import count_flops
 from training.pruning import prune, sparsity

@@ -11,9 +11,10 @@ import pytest
 import torch
 
 from training import train
-from training.checkpoint import atomic_save, load_checkpoint
+from training.checkpoint import load_checkpoint
 from training.config import DEFAULTS
 from training.errors import UserError
+from training.io import atomic_save
 
 DATASET = "synthetic:size=64x128,train=8,val=4,test=0,seed=3"
 NO_AUGMENT = dict(scale_range=[1.0, 1.0], rotation_deg=0, hflip=False, jitter=[0, 0, 0])

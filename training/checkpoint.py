@@ -10,10 +10,8 @@ object, possibly malicious) is refused.
 """
 from __future__ import annotations
 
-import os
 import pickle
 import random
-import tempfile
 import zipfile
 from pathlib import Path
 
@@ -25,31 +23,6 @@ from training.errors import UserError
 from training.models import build_model
 
 FORMAT_VERSION = 1
-
-
-def atomic_save(obj, path: str | Path, write=torch.save) -> None:
-    """`write(obj, stream)` (torch.save by default) into a temporary file in the same folder,
-    fsync, then rename over `path`.
-
-    A crash or a full disk mid-write leaves the previous file intact, never a truncated one.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            write(obj, stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Text version of `atomic_save`: readers see the old file or the new one, never half."""
-    atomic_save(text.encode(), path, write=lambda data, stream: stream.write(data))
 
 
 def rng_state() -> dict:

@@ -20,10 +20,11 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from training.checkpoint import atomic_save, make_checkpoint, restore_rng_state, rng_state
+from training.checkpoint import make_checkpoint, restore_rng_state, rng_state
 from training.distributed import DistInfo, barrier, broadcast_flag
 from training.errors import UserError
 from training.evaluation import evaluate_model
+from training.io import atomic_save
 from training.sampling import ResumableSampler
 
 

@@ -27,14 +27,14 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from training.checkpoint import atomic_save, load_checkpoint, make_checkpoint, \
-    model_from_checkpoint
+from training.checkpoint import load_checkpoint, make_checkpoint, model_from_checkpoint
 from training.config import DEFAULTS, validate_config
 from training.continual import ContinualTask, RemapLabels, check_labels, estimate_fisher, \
     extend_class_list, grow_classifier, grow_parameter_state, label_lookup, merge_fisher
 from training.data import eval_transforms, parse_dataset_spec
 from training.engine import Trainer, select_device
 from training.errors import UserError, run_cli
+from training.io import atomic_save
 from training.replay import MixedDataset, ReplayMemory
 from training.sampling import AugmentedDataset
 from training.train import build_train_set

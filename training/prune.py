@@ -20,11 +20,11 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from training.checkpoint import atomic_save, load_checkpoint, make_checkpoint, \
-    model_from_checkpoint
+from training.checkpoint import load_checkpoint, make_checkpoint, model_from_checkpoint
 from training.data import parse_dataset_spec
 from training.data.transforms import eval_transforms
 from training.errors import UserError, run_cli
+from training.io import atomic_save
 from training.models import count_parameters
 from training.profiling import count_flops
 from training.pruning import IMPORTANCES, METHODS, freeze_zeros, prune, sparsity, validate

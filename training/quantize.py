@@ -25,11 +25,12 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from training.checkpoint import atomic_save, load_checkpoint, model_from_checkpoint
+from training.checkpoint import load_checkpoint, model_from_checkpoint
 from training.data import parse_dataset_spec
 from training.data.transforms import eval_transforms
 from training.errors import UserError, run_cli
 from training.evaluation import evaluate_model
+from training.io import atomic_save
 from training.quantization import attach
 
 MODES = ("ptq", "qat")

@@ -24,14 +24,6 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 
-def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        while block := stream.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def dataset_fingerprint(dataset: Dataset) -> str:
     """Hash of the dataset's length and a few samples' bytes (first, middle, last)."""
     digest = hashlib.sha256(str(len(dataset)).encode())

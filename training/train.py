@@ -23,10 +23,11 @@ from training.data.transforms import eval_transforms, train_transforms
 from training.distributed import barrier, cleanup, init_distributed, wrap_student
 from training.engine import Trainer, TrainingDiverged, select_device
 from training.errors import UserError, run_cli
+from training.io import file_sha256
 from training.losses import DistillationTask, SupervisedTask
 from training.models import build_model, validate_input_size
 from training.sampling import AugmentedDataset
-from training.soft_labels import build_or_load_cache, cache_key, file_sha256
+from training.soft_labels import build_or_load_cache, cache_key
 
 
 def default_run_name(config: dict) -> str:
