@@ -121,7 +121,8 @@ SCHEMA: dict = _obj({
         "threads": {"type": "integer", "minimum": 1},
         "passed": {"type": "boolean"},
         "skipped": {"type": ["string", "null"]},
-    }, closed=False),
+    }, {"agreement_confident": _NULLABLE_NUMBER, "confident_share": _NULLABLE_NUMBER},
+        closed=False),
 })
 
 _TYPES = {"object": dict, "array": list, "string": str, "boolean": bool, "null": type(None)}

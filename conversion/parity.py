@@ -7,6 +7,13 @@ artifact. `max_abs_err` is over logits, for artifacts that output logits.
 
 Thresholds are per precision class (fp32, fp16, int8); every int8-ish precision (dynamic
 range, full integer, int16 activations, CoreML weight compression) is judged as int8.
+
+Agreement alone cannot tell a model that quantization broke from a model that was never sure:
+where PyTorch's top-1 and top-2 logits almost tie, int8 rounding of the output alone can swap
+them. So every comparison also reports the share of *confident* pixels (fp32 top-1 minus
+top-2 logit margin above `CONFIDENT_STEPS` int8 steps of the reference's logit range, i.e. of
+what an int8 output could resolve) and the agreement on those pixels only. A refusal names
+which case it is.
 """
 from __future__ import annotations
 
@@ -18,14 +25,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from training.io import atomic_write_text
 from training.errors import UserError
+from training.io import atomic_write_text
 from training.metrics import SegmentationMetrics
 
 DEFAULT_THRESHOLDS = {"fp32": {"agreement": 0.999}, "fp16": {"agreement": 0.995},
                       "int8": {"agreement": 0.97, "miou_drop": 2.0}}
 METRICS = ("agreement", "miou_drop", "max_abs_err")
 REPORT_VERSION = 1
+# A pixel is confident when its fp32 top-1 logit beats the top-2 by more than this many steps
+# of an int8 grid over the reference logits' range (range / 255): rounding an int8 output
+# moves a margin by at most one step, and a trained model's errors stay within a few.
+CONFIDENT_STEPS = 4
 
 
 def precision_class(precision: str) -> str:
@@ -65,6 +76,31 @@ class Reference:
     def __post_init__(self):
         self.pred = self.logits.argmax(1)
         self.metrics = _miou(self.pred, self.masks, self.num_classes, self.ignore_index)
+        self.confidence_level = confidence_level(self.logits)
+        self.confident = top2_margin(self.logits) > self.confidence_level
+
+
+def top2_margin(logits: np.ndarray) -> np.ndarray:
+    """(N, C, H, W) logits -> (N, H, W) top-1 minus top-2 logit, one image at a time."""
+    margins = []
+    for image in logits:
+        top2 = np.partition(image, -2, axis=0)[-2:]
+        margins.append(top2[1] - top2[0])
+    return np.stack(margins)
+
+
+def confidence_level(logits: np.ndarray) -> float:
+    """The margin above which a pixel counts as confident (see CONFIDENT_STEPS)."""
+    return CONFIDENT_STEPS * float(logits.max() - logits.min()) / 255
+
+
+def confident_agreement(pred: np.ndarray, reference_pred: np.ndarray,
+                        confident: np.ndarray) -> tuple[float, float | None]:
+    """(share of confident pixels, agreement on them; None when there are none)."""
+    share = float(confident.mean())
+    if not confident.any():
+        return share, None
+    return share, float((pred[confident] == reference_pred[confident]).mean())
 
 
 def _miou(pred: np.ndarray, masks: np.ndarray, num_classes: int, ignore_index: int) -> dict:
@@ -89,8 +125,11 @@ def compare(output: np.ndarray, reference: Reference) -> dict:
     metrics = _miou(pred, reference.masks, reference.num_classes, reference.ignore_index)
     ref = reference.metrics
     delta = [_finite(a - r) for a, r in zip(metrics["per_class_iou"], ref["per_class_iou"])]
+    share, confident = confident_agreement(pred, reference.pred, reference.confident)
     return {
         "agreement": float((pred == reference.pred).mean()),
+        "agreement_confident": confident,
+        "confident_share": share,
         "max_abs_err": None if is_map else float(np.abs(output - reference.logits).max()),
         "miou_artifact": _finite(metrics["miou"]),
         "miou_reference": _finite(ref["miou"]),
@@ -111,10 +150,21 @@ def judge(entry: dict, thresholds: dict) -> list[str]:
         if value is None:
             continue
         if metric == "agreement" and value < limit:
-            failures.append(f"agreement {value:.4f} < {limit}")
+            failures.append(f"agreement {value:.4f} < {limit}{diagnosis(entry, limit)}")
         elif metric != "agreement" and value > limit:
             failures.append(f"{metric} {value:.4g} > {limit}")
     return failures
+
+
+def diagnosis(entry: dict, limit: float) -> str:
+    """Why agreement is low: the model is undecided, or quantization changed sure pixels."""
+    confident, share = entry.get("agreement_confident"), entry.get("confident_share")
+    if confident is None or share is None:
+        return ""
+    where = f" ({confident:.4f} on the {share:.0%} of pixels where PyTorch fp32 is confident"
+    if confident >= limit:
+        return where + "): the model is undecided (undertrained), not broken by quantization"
+    return where + "): quantization changed confident predictions"
 
 
 def write_report(out_dir: Path, entries: list[dict], header: dict,
@@ -150,9 +200,13 @@ def render_markdown(report: dict, class_names: list[str]) -> str:
              f"({held.get('spec')}, split {held.get('split')}), input "
              f"{'x'.join(map(str, report.get('input_size', [])))}; calibration: "
              f"{calib.get('count', '-')} images of {calib.get('spec', '-')}.", "",
-             "| file | target | precision | agreement | max abs err | mIoU artifact | "
-             "mIoU reference | size MB | latency ms | threads | passed |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             f"Confident pixels: fp32 top-1 minus top-2 logit margin above "
+             f"{report.get('reference', {}).get('confidence_level', float('nan')):.4g} "
+             f"({CONFIDENT_STEPS} int8 steps of the reference logits' range).", "",
+             "| file | target | precision | agreement | agreement (confident) | confident share "
+             "| max abs err | mIoU artifact | mIoU reference | size MB | latency ms | threads "
+             "| passed |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     skipped = None
     for entry in report["artifacts"]:
         passed = "yes" if entry["passed"] else "**NO**: " + "; ".join(entry.get("failures", []))
@@ -160,7 +214,9 @@ def render_markdown(report: dict, class_names: list[str]) -> str:
             passed += " (spec checked; numeric parity skipped¹)"
             skipped = entry["skipped"]
         lines.append(f"| {entry['file']} | {entry['target']} | {entry['precision']} | "
-                     f"{_fmt(entry.get('agreement'))} | {_fmt(entry.get('max_abs_err'), 6)} | "
+                     f"{_fmt(entry.get('agreement'))} | {_fmt(entry.get('agreement_confident'))} | "
+                     f"{_fmt(entry.get('confident_share'), 3)} | "
+                     f"{_fmt(entry.get('max_abs_err'), 6)} | "
                      f"{_fmt(entry.get('miou_artifact'), 2)} | "
                      f"{_fmt(entry.get('miou_reference'), 2)} | {_fmt(entry['size_mb'], 2)} | "
                      f"{_fmt(entry.get('latency_ms'), 1)} | {entry.get('threads', '-')} | "

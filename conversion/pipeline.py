@@ -217,7 +217,9 @@ class ExportRun:
                   "calibration": calibration.source if calibration else None,
                   "reference": {"runtime": "pytorch-fp32",
                                 "miou": reference.metrics["miou"],
-                                "predicted_classes": int(len(np.unique(reference.pred)))}}
+                                "predicted_classes": int(len(np.unique(reference.pred))),
+                                "confidence_level": reference.confidence_level,
+                                "confident_share": float(reference.confident.mean())}}
         self.common = self._contract_common(calibration)
         entries: list[dict] = []
         onnx_path = None
@@ -300,7 +302,8 @@ class ExportRun:
             runtime = open_runtime(candidate.path, self.s.threads, in_model,
                                    **candidate.runtime_args)
         except RuntimeUnavailable as exc:
-            entry.update(agreement=None, max_abs_err=None, miou_artifact=None,
+            entry.update(agreement=None, agreement_confident=None, confident_share=None,
+                         max_abs_err=None, miou_artifact=None,
                          miou_reference=reference.metrics["miou"], miou_drop=None,
                          per_class_iou_delta=None, images=0, skipped=str(exc))
             candidate.io = candidate.runtime_args
@@ -347,7 +350,8 @@ class ExportRun:
                        "coreml_input": s.coreml_input if candidate.target == "coreml" else None},
             "parity": {"reference": "pytorch-fp32", "images": entry["images"],
                        "held_out": held_out.source,
-                       **{k: entry[k] for k in ("agreement", "max_abs_err", "miou_artifact",
+                       **{k: entry[k] for k in ("agreement", "agreement_confident",
+                                                "confident_share", "max_abs_err", "miou_artifact",
                                                 "miou_reference", "miou_drop", "latency_ms",
                                                 "threads", "passed", "skipped")},
                        "thresholds": s.thresholds.get(entry["precision_class"], {})},
