@@ -113,3 +113,53 @@ def test_atomic_save_keeps_the_old_file_when_writing_fails(tmp_path):
         atomic_save({"bad": lambda: None}, path)
     assert torch.equal(torch.load(path, weights_only=True)["a"], torch.ones(1))
     assert [p.name for p in tmp_path.iterdir()] == ["last.pth"]
+
+
+def test_learning_rate_schedules_at_equal_epochs():
+    from training.engine import lr_factor_fn
+    config = {"epochs": 9, "lr_step_epochs": 3, "lr_gamma": 0.1, "poly_power": 0.9}
+    step = lr_factor_fn(dict(config, lr_schedule="step"), steps_per_epoch=10)
+    poly = lr_factor_fn(dict(config, lr_schedule="poly"), steps_per_epoch=10)
+    cosine = lr_factor_fn(dict(config, lr_schedule="cosine"), steps_per_epoch=10)
+    assert [step(s) for s in (0, 29, 30, 60)] == pytest.approx([1, 1, 0.1, 0.01])
+    assert poly(45) == pytest.approx(0.5 ** 0.9) and poly(90) == 0
+    assert cosine(0) == 1 and cosine(45) == pytest.approx(0.5) and cosine(90) == pytest.approx(0)
+
+
+@pytest.mark.parametrize("native, expected", [(True, (True, True)), (False, (False, False))])
+def test_bf16_auto_follows_the_cpu(monkeypatch, native, expected):
+    from training import config as config_module
+    from training import machine
+    monkeypatch.setattr(machine, "has_bf16", lambda: native)
+    config = dict(config_module.DEFAULTS, bf16="auto")
+    config_module.validate_config(config)
+    assert (config["bf16"], config["channels_last"]) == expected
+    for value, used in (("on", True), ("off", False), (True, True)):
+        config = dict(config_module.DEFAULTS, bf16=value)
+        config_module.validate_config(config)
+        assert config["bf16"] is used
+
+
+def test_bf16_auto_is_off_when_onednn_is_capped_below_bf16(monkeypatch):
+    from training import machine
+    monkeypatch.setattr(machine, "cpu_flags", lambda: frozenset({"avx2", "avx512f", "avx512_bf16"}))
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    assert not machine.has_bf16()
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_BF16")
+    assert machine.has_bf16()
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA")
+    assert machine.has_bf16()
+
+
+def test_label_smoothing_reaches_the_loss():
+    from training.losses import SupervisedTask
+
+    class Constant(torch.nn.Module):
+        def forward(self, x, all_outputs=False):
+            return {"out": torch.tensor([[[[4.0]], [[0.0]]]]).expand(len(x), 2, 1, 1)}
+    images, masks = torch.zeros(1, 3, 1, 1), torch.zeros(1, 1, 1, dtype=torch.long)
+    plain = SupervisedTask(Constant())(images, masks)["loss"]
+    smooth = SupervisedTask(Constant(), label_smoothing=0.2)(images, masks)["loss"]
+    log_p = torch.log_softmax(torch.tensor([4.0, 0.0]), 0)
+    assert plain.item() == pytest.approx(-log_p[0].item())
+    assert smooth.item() == pytest.approx(-(0.9 * log_p[0] + 0.1 * log_p[1]).item())

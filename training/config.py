@@ -24,7 +24,7 @@ DEFAULTS: dict = {
     # optimisation: the paper's AdamW with step decay x0.1 every 30 epochs
     "epochs": 90, "batch_size": 8, "accum_steps": 1, "lr": 1e-3, "weight_decay": 1e-4,
     "lr_schedule": "step", "lr_step_epochs": 30, "lr_gamma": 0.1, "poly_power": 0.9,
-    "max_steps_per_epoch": None, "max_bad_steps": 5,
+    "max_steps_per_epoch": None, "max_bad_steps": 5, "label_smoothing": 0.0,
     # execution
     "seed": 0, "device": "auto", "bf16": False, "channels_last": False, "sync_bn": False,
     "eval_every": 1, "progress": True,
@@ -33,7 +33,7 @@ DEFAULTS: dict = {
     "teacher_bf16": False, "cache_dir": ".cache/soft_labels",
 }
 
-CHOICES = {"lr_schedule": ("step", "poly"), "soft_labels": ("online", "cached"),
+CHOICES = {"lr_schedule": ("step", "poly", "cosine"), "soft_labels": ("online", "cached"),
            "kd_loss": ("kl", "cwd"), "device": ("auto", "cpu", "cuda")}
 
 
@@ -72,13 +72,16 @@ def add_config_arguments(parser: argparse.ArgumentParser, distillation: bool = F
     for flag, kind in (("--epochs", int), ("--batch-size", int), ("--accum-steps", int),
                        ("--lr", float), ("--weight-decay", float), ("--lr-step-epochs", int),
                        ("--lr-gamma", float), ("--max-steps-per-epoch", int), ("--seed", int),
+                       ("--label-smoothing", float),
                        ("--eval-every", int)):
         group.add_argument(flag, type=kind, default=s)
     group.add_argument("--lr-schedule", choices=CHOICES["lr_schedule"], default=s)
     group = parser.add_argument_group("execution")
     group.add_argument("--device", choices=CHOICES["device"], default=s)
-    group.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=s,
-                       help="bf16 autocast (CPU or CUDA)")
+    group.add_argument("--bf16", nargs="?", const="on", choices=("on", "off", "auto"),
+                       default=s, help="bf16 autocast (CPU or CUDA); auto: on, with "
+                                       "channels_last, where the CPU has native bf16 "
+                                       "(avx512_bf16 or AMX), off elsewhere")
     group.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=s)
     group.add_argument("--sync-bn", action=argparse.BooleanOptionalAction, default=s)
     group.add_argument("--progress", action=argparse.BooleanOptionalAction, default=s)
@@ -121,7 +124,25 @@ def resolve_config(args: argparse.Namespace, overrides: dict | None = None) -> d
     return config
 
 
+def resolve_bf16(config: dict) -> None:
+    """bf16 'on' / 'off' / 'auto' (or a YAML boolean) -> the boolean the run uses; 'auto' turns
+    bf16 autocast and channels_last on where the CPU has native bf16 (training.machine)."""
+    value = config["bf16"]
+    if isinstance(value, str):
+        if value not in ("on", "off", "auto"):
+            raise UserError(f"bf16 must be on, off, auto or a boolean, got {value!r}")
+        if value == "auto":
+            from training.machine import has_bf16
+            value = has_bf16() and config["device"] != "cuda"
+            if value:
+                config["channels_last"] = True
+        else:
+            value = value == "on"
+    config["bf16"] = bool(value)
+
+
 def validate_config(config: dict) -> None:
+    resolve_bf16(config)
     for key, allowed in CHOICES.items():
         if config[key] not in allowed:
             raise UserError(f"{key} must be one of {', '.join(allowed)}, got {config[key]!r}")
@@ -137,6 +158,8 @@ def validate_config(config: dict) -> None:
         raise UserError(f"alpha must be in [0, 1], got {config['alpha']}")
     if float(config["temperature"]) <= 0:
         raise UserError(f"temperature must be positive, got {config['temperature']}")
+    if not 0.0 <= float(config["label_smoothing"]) < 1.0:
+        raise UserError(f"label_smoothing must be in [0, 1), got {config['label_smoothing']}")
     if config["lr_schedule"] == "step" and int(config["lr_step_epochs"]) < 1:
         raise UserError("lr_step_epochs must be at least 1")
     config["input_size"] = [int(v) for v in config["input_size"]]

@@ -51,9 +51,13 @@ def build_optimizer(model: nn.Module, lr: float, weight_decay: float) -> torch.o
 
 
 def lr_factor_fn(config: dict, steps_per_epoch: int):
+    """The learning-rate multiplier at each optimizer step: the paper's step decay (x gamma every
+    `lr_step_epochs`), poly ((1 - t)^power, DeepLab's), or cosine (half a cosine to 0)."""
     total = config["epochs"] * steps_per_epoch
     if config["lr_schedule"] == "poly":
         return lambda step: max(1 - step / total, 0.0) ** config["poly_power"]
+    if config["lr_schedule"] == "cosine":
+        return lambda step: 0.5 * (1 + math.cos(math.pi * min(step / total, 1.0)))
     step_epochs, gamma = config["lr_step_epochs"], config["lr_gamma"]
     return lambda step: gamma ** ((step // steps_per_epoch) // step_epochs)
 

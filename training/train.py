@@ -68,6 +68,7 @@ def run(config: dict, resume: Path | None = None, distill: bool = False,
     `initial_model` replaces the freshly built `config['model']` (fine-tuning a pruned model,
     for instance); its `arch` is what the checkpoints record.
     """
+    validate_config(config)  # also resolves bf16 'auto' for configs built in code
     device = select_device(config["device"])
     dist = init_distributed(device.type)
     if dist.enabled and device.type == "cuda":
@@ -114,9 +115,11 @@ def run(config: dict, resume: Path | None = None, distill: bool = False,
     if distill:
         task = DistillationTask(student, teacher, config["alpha"], config["temperature"],
                                 config["kd_loss"], spec.ignore_index,
-                                torch.bfloat16 if config["teacher_bf16"] else None)
+                                torch.bfloat16 if config["teacher_bf16"] else None,
+                                label_smoothing=config["label_smoothing"])
     else:
-        task = SupervisedTask(student, spec.ignore_index)
+        task = SupervisedTask(student, spec.ignore_index,
+                              label_smoothing=config["label_smoothing"])
 
     run_dir = Path(config["output_dir"]) / (config["name"] or default_run_name(config))
     config["name"] = run_dir.name
