@@ -108,21 +108,12 @@ def test_golden_vectors_still_follow_conversions_own_pre_and_post_processing(gol
     assert len(np.unique(classes)) >= 3
 
 
-# ---- one real export --------------------------------------------------------------------
+# ---- one real export (the session's, tests/conftest.py) ---------------------------------
 
-@pytest.fixture(scope="module")
-def tflite_export(tiny_trained_student, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("app_export") / "artifacts" / "tiny"
-    export.main(["--target", "tflite", "--checkpoint", str(tiny_trained_student),
-                 "--calib-count", "16", "--parity-count", "8", "--out", str(out),
-                 "--threads", "2"])
-    return out
-
-
-def test_a_real_export_writes_the_assets_the_android_app_reads(tflite_export):
-    model = tflite_export / KOTLIN["MODEL_ASSET"]
-    assert model.is_file(), sorted(p.name for p in tflite_export.iterdir())
-    assert (tflite_export / KOTLIN["CONTRACT_ASSET"]).is_file()
+def test_a_real_export_writes_the_assets_the_android_app_reads(exported_student):
+    model = exported_student / KOTLIN["MODEL_ASSET"]
+    assert model.is_file(), sorted(p.name for p in exported_student.iterdir())
+    assert (exported_student / KOTLIN["CONTRACT_ASSET"]).is_file()
     contract = contracts.load_contract(model)
     assert contract["schema_version"] == KOTLIN["SUPPORTED_SCHEMA_VERSION"]
     assert contract["artifact"]["file"] == KOTLIN["MODEL_ASSET"]
@@ -138,13 +129,13 @@ def test_a_real_export_writes_the_assets_the_android_app_reads(tflite_export):
         assert contract[block]["dtype"] == golden[block]["dtype"]
 
 
-def test_copy_assets_takes_the_latest_export_into_the_app(tflite_export, tmp_path):
+def test_copy_assets_takes_the_latest_export_into_the_app(exported_student, tmp_path):
     dest = tmp_path / "assets"
-    copy_assets.copy("android", tflite_export.parent, dest)
+    copy_assets.copy("android", exported_student.parent, dest)
     assert sorted(p.name for p in dest.iterdir()) == sorted([KOTLIN["MODEL_ASSET"],
                                                               KOTLIN["CONTRACT_ASSET"]])
     assert (dest / KOTLIN["MODEL_ASSET"]).read_bytes() == \
-        (tflite_export / KOTLIN["MODEL_ASSET"]).read_bytes()
+        (exported_student / KOTLIN["MODEL_ASSET"]).read_bytes()
 
 
 def test_copy_assets_refuses_with_one_clear_line(tmp_path, golden):

@@ -36,9 +36,9 @@ def test_unknown_architecture(tmp_path, capsys):
     assert "unknown model 'segformer_b9'" in err
 
 
-def test_calibration_set_smaller_than_n(tiny_trained_student, tmp_path, capsys):
+def test_calibration_set_smaller_than_n(parity_student, tmp_path, capsys):
     out = tmp_path / "out"
-    err = _fails(_args(tiny_trained_student, out, "--calib-count", "1000"), capsys, out)
+    err = _fails(_args(parity_student, out, "--calib-count", "1000"), capsys, out)
     assert "fewer than --calib-count 1000" in err and "48 images" in err
 
 
@@ -47,34 +47,34 @@ def test_calibration_set_smaller_than_n(tiny_trained_student, tmp_path, capsys):
     ((8, 64, 128), "(N, H, W, 3)"),  # grey frames
     ((3, 64, 128, 3), "holds 3 images, fewer than --calib-count 8"),
 ])
-def test_bad_calibration_array(tiny_trained_student, tmp_path, capsys, shape, message):
+def test_bad_calibration_array(parity_student, tmp_path, capsys, shape, message):
     frames = tmp_path / "frames.npy"
     np.save(frames, np.zeros(shape, np.uint8))
     out = tmp_path / "out"
-    err = _fails(_args(tiny_trained_student, out, "--calib", str(frames)), capsys, out)
+    err = _fails(_args(parity_student, out, "--calib", str(frames)), capsys, out)
     assert message in err
 
 
-def test_unwritable_output_directory(tiny_trained_student, tmp_path, capsys):
+def test_unwritable_output_directory(parity_student, tmp_path, capsys):
     blocker = tmp_path / "a_file"
     blocker.write_text("not a directory")
-    err = _fails(_args(tiny_trained_student, blocker / "out"), capsys, blocker / "out")
+    err = _fails(_args(parity_student, blocker / "out"), capsys, blocker / "out")
     assert "not writable" in err
     assert blocker.read_text() == "not a directory"
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes through permission bits")
-def test_read_only_output_directory(tiny_trained_student, tmp_path, capsys):
+def test_read_only_output_directory(parity_student, tmp_path, capsys):
     locked = tmp_path / "locked"
     locked.mkdir(mode=0o555)
-    err = _fails(_args(tiny_trained_student, locked / "out"), capsys, locked / "out")
+    err = _fails(_args(parity_student, locked / "out"), capsys, locked / "out")
     assert "not writable" in err
 
 
-def test_input_size_not_divisible_by_the_output_stride(tiny_trained_student, tmp_path, capsys):
+def test_input_size_not_divisible_by_the_output_stride(parity_student, tmp_path, capsys):
     out = tmp_path / "out"
-    err = _fails(_args(tiny_trained_student, out, "--input-size", "60", "128"), capsys, out)
-    assert "not divisible by the output stride 16" in err
+    err = _fails(_args(parity_student, out, "--input-size", "60", "128"), capsys, out)
+    assert "not divisible by the output stride 8" in err  # the parity fixture is OS8
 
 
 def test_missing_default_checkpoint_says_how_to_make_one(tmp_path, capsys, monkeypatch):
@@ -83,21 +83,21 @@ def test_missing_default_checkpoint_says_how_to_make_one(tmp_path, capsys, monke
     assert "python -m training.distill" in err and "--checkpoint" in err
 
 
-def test_held_out_set_smaller_than_m(tiny_trained_student, tmp_path, capsys):
+def test_held_out_set_smaller_than_m(parity_student, tmp_path, capsys):
     out = tmp_path / "out"
-    err = _fails(_args(tiny_trained_student, out, "--parity-data",
+    err = _fails(_args(parity_student, out, "--parity-data",
                        "synthetic:size=64x128,train=8,val=2,test=0"), capsys, out)
     assert "2 images not used for calibration, fewer than --parity-count 4" in err
 
 
-def test_held_out_data_with_other_classes(tiny_trained_student, tmp_path, capsys):
+def test_held_out_data_with_other_classes(parity_student, tmp_path, capsys):
     camvid = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "camvid"
     if not camvid.is_dir():
         pytest.skip(f"no CamVid copy at {camvid}")
     out = tmp_path / "out"
     # Calibrating a Cityscapes-class model on CamVid frames is allowed; judging it on
     # CamVid labels is not.
-    err = _fails(_args(tiny_trained_student, out, "--calib", f"camvid:{camvid}"), capsys, out)
+    err = _fails(_args(parity_student, out, "--calib", f"camvid:{camvid}"), capsys, out)
     assert "has 11 classes" in err and "--parity-data" in err
 
 

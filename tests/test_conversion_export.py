@@ -1,6 +1,7 @@
-"""End to end: a trained tiny student -> ONNX, TFLite, CoreML; parity re-measured here.
+"""End to end: the parity fixture -> ONNX, TFLite, CoreML; parity re-measured here.
 
-The export runs once per module (`--target all`). The tests then reopen the artifacts
+The export runs once per session (`exported_student`, tests/conftest.py). The tests then
+reopen the artifacts
 through onnxruntime and ai-edge-litert, preparing inputs only from each artifact's contract,
 and check the thresholds themselves instead of trusting the exporter's report.
 """
@@ -22,23 +23,15 @@ from conversion.calibration import ImageSet, load_held_out
 from conversion.parity import DEFAULT_THRESHOLDS, precision_class
 from conversion.runtimes import LiteRTRuntime, OnnxRuntime
 from training.checkpoint import model_from_checkpoint
-from training.soft_labels import file_sha256
+from training.io import file_sha256
 from tests.conftest import TINY_DATASET, TINY_INPUT_SIZE
+from tests.parity_fixture import SUITE_EXPORTS
 
 REPORT_KEYS = {"file", "target", "precision", "agreement", "max_abs_err", "miou_artifact",
                "miou_reference", "size_mb", "latency_ms", "threads", "passed",
-               "per_class_iou_delta"}
+               "per_class_iou_delta", "agreement_confident", "confident_share"}
 NAME = "deeplabv3lite_mobilenetv2"
 TFLITE = {"fp32": "fp32", "fp16": "fp16", "dynamic-int8": "dynamic_int8", "int8": "int8"}
-
-
-@pytest.fixture(scope="module")
-def exported(tiny_trained_student, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("export") / "artifacts"
-    export.main(["--target", "all", "--checkpoint", str(tiny_trained_student),
-                 "--calib-count", "32", "--parity-count", "16", "--out", str(out),
-                 "--coreml-variants", "fp16,palettized", "--threads", "2"])
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -49,46 +42,42 @@ def held_out_frames():
 
 
 @pytest.fixture(scope="module")
-def torch_logits(tiny_trained_student, held_out_frames):
+def torch_logits(parity_student, held_out_frames):
     from conversion.runtimes import TorchRuntime
-    model = model_from_checkpoint(tiny_trained_student)
+    model = model_from_checkpoint(parity_student)
     return TorchRuntime(model, TINY_INPUT_SIZE)(held_out_frames.images)
 
 
-def test_the_reference_model_is_trained_enough_for_parity_to_mean_something(torch_logits):
-    assert len(np.unique(torch_logits.argmax(1))) >= 3
-
-
-def test_every_artifact_is_placed_with_a_valid_contract(exported, tiny_trained_student):
+def test_every_artifact_is_placed_with_a_valid_contract(exported_student, parity_student):
     expected = [f"{NAME}_fp32.onnx"] + [f"{NAME}_{s}.tflite" for s in TFLITE.values()] + \
         [f"{NAME}_fp16.mlpackage", f"{NAME}_pal6.mlpackage"]
     for file in expected:
-        assert (exported / file).exists(), file
-        contract = contracts.load_contract(exported / file)  # validates against the schema
+        assert (exported_student / file).exists(), file
+        contract = contracts.load_contract(exported_student / file)  # validates against the schema
         assert contract["artifact"]["file"] == file
-        assert contract["source"]["checkpoint_sha256"] == file_sha256(tiny_trained_student)
+        assert contract["source"]["checkpoint_sha256"] == file_sha256(parity_student)
         assert contract["classes"]["num_classes"] == 19
         assert contract["input"]["normalization"]["mean"] == [0.485, 0.456, 0.406]
         assert contract["parity"]["passed"] is True
-    assert not [p for p in exported.iterdir() if p.name.startswith(".export-")]
+    assert not [p for p in exported_student.iterdir() if p.name.startswith(".export-")]
 
 
-def test_parity_report_has_every_key_and_marks_everything_passed(exported):
-    report = json.loads((exported / "parity.json").read_text())
+def test_parity_report_has_every_key_and_marks_everything_passed(exported_student):
+    report = json.loads((exported_student / "parity.json").read_text())
     assert len(report["artifacts"]) == 7
     for entry in report["artifacts"]:
         assert REPORT_KEYS <= set(entry), entry["file"]
         assert entry["passed"] and entry["placed"]
     held_out, calibration = report["held_out"], report["calibration"]
     assert held_out["split"] == "val" and calibration["split"] == "train"  # disjoint
-    markdown = (exported / "parity.md").read_text()
+    markdown = (exported_student / "parity.md").read_text()
     assert "Per-class IoU delta" in markdown and f"{NAME}_int8.tflite" in markdown
 
 
 @pytest.mark.parametrize("precision", list(TFLITE))
-def test_tflite_runs_in_ai_edge_litert_within_thresholds(exported, precision, held_out_frames,
+def test_tflite_runs_in_ai_edge_litert_within_thresholds(exported_student, precision, held_out_frames,
                                                          torch_logits):
-    path = exported / f"{NAME}_{TFLITE[precision]}.tflite"
+    path = exported_student / f"{NAME}_{TFLITE[precision]}.tflite"
     contract = contracts.load_contract(path)
     runtime = LiteRTRuntime(path, threads=2)
     assert runtime.input_spec["layout"] == "NHWC" == contract["input"]["layout"]
@@ -103,20 +92,20 @@ def test_tflite_runs_in_ai_edge_litert_within_thresholds(exported, precision, he
         assert np.abs(logits - torch_logits).max() < (1e-3 if precision == "fp32" else 5e-2)
 
 
-def test_full_int8_has_int8_input_and_output_and_a_small_file(exported):
-    contract = contracts.load_contract(exported / f"{NAME}_int8.tflite")
+def test_full_int8_has_int8_input_and_output_and_a_small_file(exported_student):
+    contract = contracts.load_contract(exported_student / f"{NAME}_int8.tflite")
     for side in ("input", "output"):
         assert contract[side]["dtype"] == "int8"
         assert contract[side]["quantization"]["scale"] > 0
     assert contract["export"]["calibration"]["count"] == 32
     assert contract["parity"]["miou_drop"] <= DEFAULT_THRESHOLDS["int8"]["miou_drop"]
-    fp32 = (exported / f"{NAME}_fp32.tflite").stat().st_size
-    assert (exported / f"{NAME}_int8.tflite").stat().st_size < 0.35 * fp32
+    fp32 = (exported_student / f"{NAME}_fp32.tflite").stat().st_size
+    assert (exported_student / f"{NAME}_int8.tflite").stat().st_size < 0.35 * fp32
 
 
-def test_onnx_has_opset_17_and_matches_in_onnxruntime(exported, held_out_frames, torch_logits):
+def test_onnx_has_opset_17_and_matches_in_onnxruntime(exported_student, held_out_frames, torch_logits):
     import onnx
-    path = exported / f"{NAME}_fp32.onnx"
+    path = exported_student / f"{NAME}_fp32.onnx"
     model = onnx.load(str(path))
     assert max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")) >= 17
     logits = OnnxRuntime(path, threads=2)(held_out_frames.images)
@@ -133,11 +122,11 @@ def _inspect(*packages: Path) -> list[dict]:
     return [found[str(package)] for package in packages]
 
 
-def test_coreml_spec_names_shapes_dtypes_and_compressed_weights(exported):
-    fp16, palettized = _inspect(exported / f"{NAME}_fp16.mlpackage",
-                                exported / f"{NAME}_pal6.mlpackage")
+def test_coreml_spec_names_shapes_dtypes_and_compressed_weights(exported_student):
+    fp16, palettized = _inspect(exported_student / f"{NAME}_fp16.mlpackage",
+                                exported_student / f"{NAME}_pal6.mlpackage")
     for info, file in ((fp16, "fp16"), (palettized, "pal6")):
-        contract = contracts.load_contract(exported / f"{NAME}_{file}.mlpackage")
+        contract = contracts.load_contract(exported_student / f"{NAME}_{file}.mlpackage")
         (inp,), (out,) = info["inputs"], info["outputs"]
         assert inp == {"name": "image", "kind": "image", "height": 64, "width": 128,
                        "color": "RGB"}
@@ -152,28 +141,27 @@ def test_coreml_spec_names_shapes_dtypes_and_compressed_weights(exported):
 
 
 @pytest.mark.skipif(platform.system() == "Darwin", reason="on macOS parity is measured instead")
-def test_coreml_numeric_parity_is_skipped_off_macos_with_the_reason(exported):
-    contract = contracts.load_contract(exported / f"{NAME}_fp16.mlpackage")
+def test_coreml_numeric_parity_is_skipped_off_macos_with_the_reason(exported_student):
+    contract = contracts.load_contract(exported_student / f"{NAME}_fp16.mlpackage")
     assert contract["parity"]["agreement"] is None
     assert "macOS" in contract["parity"]["skipped"]
 
 
 @pytest.mark.skipif(platform.system() != "Darwin",
                     reason="CoreML MLModel.predict runs only on macOS")
-def test_coreml_numeric_parity_on_macos(exported):
+def test_coreml_numeric_parity_on_macos(exported_student):
     for file in ("fp16", "pal6"):
-        contract = contracts.load_contract(exported / f"{NAME}_{file}.mlpackage")
+        contract = contracts.load_contract(exported_student / f"{NAME}_{file}.mlpackage")
         limit = DEFAULT_THRESHOLDS[precision_class(contract["artifact"]["precision"])]
         assert contract["parity"]["agreement"] >= limit["agreement"]
 
 
 def test_folded_normalization_and_argmax_take_pixels_and_return_a_class_map(
-        tiny_trained_student, tmp_path, held_out_frames, torch_logits, monkeypatch):
+        parity_student, tmp_path, held_out_frames, torch_logits, monkeypatch):
     monkeypatch.chdir(tmp_path)  # a relative --out, as users type it
     out = tmp_path / "folded"
-    export.main(["--target", "tflite", "--checkpoint", str(tiny_trained_student),
-                 "--calib-count", "32", "--parity-count", "16", "--out", "folded",
-                 "--fold-normalization", "--fold-argmax", "--int16"])
+    export.main(SUITE_EXPORTS["folded"] + ["--checkpoint", str(parity_student),
+                                           "--out", "folded"])
     name = f"{NAME}-norm-argmax"
     int8 = contracts.load_contract(out / f"{name}_int8.tflite")
     assert int8["input"]["dtype"] == "uint8" and int8["input"]["normalization"]["in_model"]

@@ -23,16 +23,16 @@ def _fingerprint(path):
 
 
 def test_a_failing_threshold_exits_non_zero_and_leaves_the_directory_alone(
-        tiny_trained_student, tmp_path):
+        parity_student, tmp_path):
     out = tmp_path / "artifacts"
-    _export_onnx(tiny_trained_student, out)  # a passing export first
+    _export_onnx(parity_student, out)  # a passing export first
     before = {p.name: _fingerprint(p) for p in out.iterdir() if p.name != "parity.json"
               and p.name != "parity.md"}
     assert ONNX in before and ONNX + ".json" in before
 
     # fp32 ONNX differs from PyTorch by ~1e-6, so a zero tolerance must fail.
     with pytest.raises(SystemExit) as stopped:
-        _export_onnx(tiny_trained_student, out, "--threshold", "fp32.max_abs_err=0")
+        _export_onnx(parity_student, out, "--threshold", "fp32.max_abs_err=0")
     assert stopped.value.code == 1
     after = {p.name: _fingerprint(p) for p in out.iterdir() if p.name in before}
     assert after == before  # same inode, same mtime, same bytes: not replaced
@@ -43,7 +43,7 @@ def test_a_failing_threshold_exits_non_zero_and_leaves_the_directory_alone(
     assert any("max_abs_err" in failure for failure in entry["failures"])
 
 
-def test_a_failing_artifact_is_not_placed_in_a_fresh_directory(tiny_trained_student, tmp_path,
+def test_a_failing_artifact_is_not_placed_in_a_fresh_directory(parity_student, tmp_path,
                                                                capsys):
     out = tmp_path / "fresh"
     out.mkdir()
@@ -51,7 +51,7 @@ def test_a_failing_artifact_is_not_placed_in_a_fresh_directory(tiny_trained_stud
     earlier.write_bytes(b"an artifact from an earlier export")
     os.utime(earlier, ns=(1, 1))
     with pytest.raises(SystemExit) as stopped:
-        _export_onnx(tiny_trained_student, out, "--threshold", "fp32.agreement=1.0",
+        _export_onnx(parity_student, out, "--threshold", "fp32.agreement=1.0",
                      "--threshold", "fp32.max_abs_err=1e-12")
     assert stopped.value.code == 1
     assert not (out / ONNX).exists() and not (out / (ONNX + ".json")).exists()
@@ -60,11 +60,24 @@ def test_a_failing_artifact_is_not_placed_in_a_fresh_directory(tiny_trained_stud
     assert "gate:" in capsys.readouterr().err
 
 
-def test_threshold_flags_are_checked(tiny_trained_student, tmp_path, capsys):
+def test_threshold_flags_are_checked(parity_student, tmp_path, capsys):
     from training.errors import run_cli
     with pytest.raises(SystemExit) as stopped:
-        run_cli(export.main, ["--target", "onnx", "--checkpoint", str(tiny_trained_student),
+        run_cli(export.main, ["--target", "onnx", "--checkpoint", str(parity_student),
                               "--out", str(tmp_path / "x"), "--threshold", "int9.agreement=1"])
     assert stopped.value.code == 2
     assert "bad --threshold" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+def test_a_refusal_says_whether_the_model_is_undecided_or_broken_by_quantization():
+    from conversion.parity import DEFAULT_THRESHOLDS, judge
+    undecided = {"precision": "int8", "agreement": 0.946, "agreement_confident": 0.998,
+                 "confident_share": 0.71, "miou_drop": 0.1}
+    (failure,) = judge(undecided, DEFAULT_THRESHOLDS)
+    assert failure.startswith("agreement 0.9460 < 0.97 (0.9980 on the 71% of pixels")
+    assert "undecided (undertrained), not broken by quantization" in failure
+    broken = dict(undecided, agreement_confident=0.90)
+    (failure,) = judge(broken, DEFAULT_THRESHOLDS)
+    assert failure.endswith("quantization changed confident predictions")
+    assert judge(dict(undecided, agreement=0.99), DEFAULT_THRESHOLDS) == []

@@ -78,12 +78,12 @@ def test_unknown_mode_is_one_line_error(tmp_path, capsys):
     assert "unknown quantization mode 'dynamic'" in error and "\n" not in error
 
 
-def test_pt2e_static_ptq_quantizes_and_keeps_a_trained_models_predictions(tiny_trained_student):
+def test_pt2e_static_ptq_quantizes_and_keeps_a_trained_models_predictions(parity_student):
     from torch.utils.data import DataLoader
 
     from training.checkpoint import load_checkpoint, model_from_checkpoint
     from training.pt2e import quantize_static
-    checkpoint = load_checkpoint(tiny_trained_student)
+    checkpoint = load_checkpoint(parity_student)
     model = model_from_checkpoint(checkpoint).eval()
     train, val, spec = quantize_cli.loaders(checkpoint)
     calibration = quantize_cli.first_batches(train, 2)
