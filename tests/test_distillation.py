@@ -125,3 +125,33 @@ def test_torchrun_two_process_gloo_smoke(tmp_path, tiny_teacher):
     assert checkpoint["global_step"] == 2
     assert "effective batch 4" in result.stderr
     assert not any(k.startswith("module.") for k in checkpoint["model"])
+
+
+def test_distill_warns_when_the_teacher_scores_below_its_student(tmp_path, capsys):
+    """A teacher that predicts a class absent from every val image scores exactly 0 mIoU, so
+    any trained student beats it: distill must say so, not report it as a gain."""
+    from training.checkpoint import dataset_record, make_checkpoint
+    from training.io import atomic_save
+    from training.models import build_model
+    spec = parse_dataset_spec(DATASET)
+    absent = next(c for c in reversed(range(spec.num_classes)) if not any(
+        (mask == c).any() for _, mask in spec.build("val")))
+    teacher = build_model("deeplabv3_resnet50", num_classes=spec.num_classes)
+    classifier = teacher.classifier[-1]
+    with torch.no_grad():
+        classifier.weight.zero_()
+        classifier.bias.fill_(-10.0)
+        classifier.bias[absent] = 10.0
+    record = dict(dataset_record(spec), spec=DATASET)
+    atomic_save(make_checkpoint(teacher, record, {}, metrics={"miou": 0.0}),
+                tmp_path / "teacher.pth")
+    summary = distill.main([
+        "--teacher", str(tmp_path / "teacher.pth"), "--dataset", DATASET,
+        "--input-size", "64", "128", "--batch-size", "2", "--epochs", "2", "--alpha", "0",
+        "--workers", "0", "--output-dir", str(tmp_path), "--name", "kd", "--no-progress"])
+    assert summary["teacher_miou"] == 0.0 < summary["student_miou"]
+    assert summary["teacher_below_student"]
+    err = capsys.readouterr().err
+    assert "warning: teacher" in err and "below its student's" in err
+    table = (Path(summary["report"]) / "table.md").read_text()
+    assert "teacher undertrained" in table

@@ -1,4 +1,5 @@
-"""benchmarks.paper_table end to end on a tiny synthetic set: five stages, the table, reuse."""
+"""benchmarks.paper_table end to end on a tiny synthetic set: teacher, students over two seeds,
+the table, reuse; and the seed arithmetic on hand-made numbers."""
 from __future__ import annotations
 
 import json
@@ -6,6 +7,7 @@ import json
 import pytest
 
 from benchmarks import paper_table
+from benchmarks.seed_stats import mean_sd, paired_gain
 from training.errors import UserError
 
 SPEC = "synthetic:size=64x128,train=8,val=4,test=0,seed=1"
@@ -13,7 +15,7 @@ SPEC = "synthetic:size=64x128,train=8,val=4,test=0,seed=1"
 
 def _args(tmp_path, *extra):
     return ["--dataset", SPEC, "--epochs", "1", "--input-size", "64", "128", "--batch-size", "4",
-            "--workers", "0", "--skip-export", "--no-progress",
+            "--workers", "0", "--skip-export", "--no-progress", "--seeds", "2",
             "--workdir", str(tmp_path / "work"), "--out", str(tmp_path / "results"), *extra]
 
 
@@ -26,7 +28,8 @@ def first_run(tmp_path_factory):
 def test_table_has_every_stage_and_column(first_run):
     tmp_path, table = first_run
     stages = [row["stage"] for row in table["rows"]]
-    assert stages == ["teacher_r50", "r18_plain", "r18_kd", "mnv2_plain", "mnv2_kd"]
+    assert stages == ["teacher_r50_step", "r18_plain_s0", "r18_kd_s0", "r18_plain_s1",
+                      "r18_kd_s1", "mnv2_plain_s0", "mnv2_kd_s0", "mnv2_plain_s1", "mnv2_kd_s1"]
     saved = json.loads((tmp_path / "results" / "table.json").read_text())
     assert saved["rows"] == json.loads(json.dumps(table["rows"]))
     teacher = table["rows"][0]
@@ -38,19 +41,28 @@ def test_table_has_every_stage_and_column(first_run):
             assert row["gflops"] < teacher["gflops"] and row["params_m"] < teacher["params_m"]
     # The KD stages really distilled: their runs recorded the teacher and cached soft labels.
     work = tmp_path / "work"
-    kd_config = json.loads((work / "mnv2_kd" / "done.json").read_text())["config"]
-    assert kd_config["teacher"].endswith("teacher_r50/best.pth")
+    kd_config = json.loads((work / "mnv2_kd_s1" / "done.json").read_text())["config"]
+    assert kd_config["teacher"].endswith("teacher_r50_step/best.pth") and kd_config["seed"] == 1
     assert kd_config["soft_labels"] == "cached" and any((work / "soft_label_cache").iterdir())
+    # The paired gain is KD minus no-KD of the same seed, averaged over seeds.
+    by = {row["stage"]: row["miou"] for row in table["rows"]}
+    gains = [by[f"mnv2_kd_s{s}"] - by[f"mnv2_plain_s{s}"] for s in (0, 1)]
+    summary = table["seed_summary"]["mnv2"]
+    assert summary["kd_gain"]["differences"] == pytest.approx(gains)
+    assert summary["plain"]["miou"]["values"] == [by["mnv2_plain_s0"], by["mnv2_plain_s1"]]
     goals = {goal["goal"]: goal for goal in table["goals"]}
-    gain = table["rows"][4]["miou"] - table["rows"][3]["miou"]
-    assert goals["mnv2 KD gain >= +1.0 mIoU"]["value"] == pytest.approx(gain)
+    goal = goals["mnv2 paired KD gain >= +1.0 mIoU, 95 % interval above 0"]
+    assert goal["value"] == pytest.approx(sum(gains) / 2)
+    assert table["bf16_used"] in (True, False) and table["machine"]["machine"]
+    markdown = (tmp_path / "results" / "table.md").read_text()
+    assert "95 % interval" in markdown and "per seed" in markdown
     for name in ("table.md", "summary.png", "evaluation/overlays.png"):
         assert (tmp_path / "results" / name).stat().st_size > 0
 
 
 def test_rerun_reuses_finished_stages(first_run, capsys):
     tmp_path, table = first_run
-    best = tmp_path / "work" / "teacher_r50" / "best.pth"
+    best = tmp_path / "work" / "teacher_r50_step" / "best.pth"
     before = best.stat().st_mtime_ns
     again = paper_table.main(_args(tmp_path))
     assert best.stat().st_mtime_ns == before
@@ -60,18 +72,18 @@ def test_rerun_reuses_finished_stages(first_run, capsys):
 
 def test_an_unfinished_stage_resumes_from_its_last_checkpoint(first_run, capsys):
     tmp_path, _ = first_run
-    done = tmp_path / "work" / "mnv2_kd" / "done.json"
+    done = tmp_path / "work" / "mnv2_kd_s0" / "done.json"
     record = json.loads(done.read_text())
     done.unlink()  # as if the run had been interrupted after its last save
     paper_table.main(_args(tmp_path))
-    assert "[mnv2_kd] resuming from" in capsys.readouterr().err
+    assert "[mnv2_kd_s0] resuming from" in capsys.readouterr().err
     again = json.loads(done.read_text())
     assert again["resumed"] and again["train_wall_s"] == pytest.approx(record["train_wall_s"])
 
 
 def test_kd_stage_of_another_teacher_is_refused(first_run):
     tmp_path, _ = first_run
-    done = tmp_path / "work" / "r18_kd" / "done.json"
+    done = tmp_path / "work" / "r18_kd_s0" / "done.json"
     original = done.read_text()
     done.write_text(json.dumps(dict(json.loads(original), teacher_sha256="0" * 64)))
     try:
@@ -101,3 +113,22 @@ def test_dataset_without_val_split_is_refused(tmp_path):
     args[1] = "synthetic:size=64x128,train=4,val=0,test=0"
     with pytest.raises(UserError, match="train and val"):
         paper_table.main(args)
+
+
+def test_mean_sd_and_the_paired_gain_on_hand_made_numbers():
+    plain, kd = [20.0, 22.0, 24.0], [21.5, 23.0, 26.5]  # differences 1.5, 1.0, 2.5
+    summary = mean_sd(plain)
+    assert summary["mean"] == 22.0 and summary["sd"] == pytest.approx(2.0) and summary["n"] == 3
+    gain = paired_gain(kd, plain)
+    assert gain["differences"] == [1.5, 1.0, 2.5]
+    assert gain["mean"] == pytest.approx(5 / 3)
+    sd = ((1.5 - 5 / 3) ** 2 + (1.0 - 5 / 3) ** 2 + (2.5 - 5 / 3) ** 2) / 2
+    assert gain["sd"] == pytest.approx(sd ** 0.5)
+    half = 4.302652729911275 * sd ** 0.5 / 3 ** 0.5  # t(0.975, 2 degrees of freedom)
+    assert (gain["ci_low"], gain["ci_high"]) == pytest.approx((5 / 3 - half, 5 / 3 + half))
+    # Unpaired, the same numbers would look far noisier: the pairing removes the seed effect.
+    assert gain["sd"] < mean_sd(kd)["sd"]
+    one = paired_gain([3.0], [1.0])
+    assert one["mean"] == 2.0 and one["sd"] is None and one["ci_low"] is None
+    with pytest.raises(ValueError, match="differ in length"):
+        paired_gain([1.0, 2.0], [1.0])

@@ -21,6 +21,7 @@ from training import train
 from training.checkpoint import load_checkpoint
 from training.config import add_config_arguments, learning_settings, resolve_config
 from training.errors import UserError, run_cli
+from training.report import teacher_below_student
 
 QUICKSTART = Path(__file__).resolve().parent.parent / "configs" / "quickstart.yaml"
 
@@ -49,11 +50,24 @@ def ensure_teacher(config: dict) -> str:
     return str(path)
 
 
-def evaluate_pair(teacher: str, student: str, config: dict, out: Path) -> None:
-    """The paper's table for teacher and student, with plots, into `out`."""
+def evaluate_pair(teacher: str, student: str, config: dict, out: Path) -> list[dict]:
+    """The paper's table for teacher and student, both at the student's input size, with
+    plots, into `out`; returns its rows."""
+    import json
+
     from training import evaluate
     evaluate.main(["--checkpoints", teacher, student, "--dataset", config["dataset"],
-                   "--split", "val", "--out", str(out), "--json", str(out / "table.json")])
+                   "--split", "val", "--input-size", *map(str, config["input_size"]),
+                   "--out", str(out), "--json", str(out / "table.json")])
+    return json.loads((out / "table.json").read_text())
+
+
+def recorded_miou(checkpoint: str, dataset: str) -> float | None:
+    """The val mIoU a checkpoint recorded, when it was measured on `dataset`."""
+    state = load_checkpoint(checkpoint)
+    if (state.get("dataset") or {}).get("spec") != dataset:
+        return None
+    return (state.get("metrics") or {}).get("miou")
 
 
 def main(argv=None) -> dict:
@@ -79,11 +93,19 @@ def main(argv=None) -> dict:
         print(f"interrupted: state saved to {summary['last']}; continue with --resume",
               file=sys.stderr)
         sys.exit(130)
+    teacher_miou = recorded_miou(config["teacher"], config["dataset"])
+    student_miou = summary.get("best_miou")
     if not args.no_report and Path(summary["best"]).is_file():
         out = Path(summary["run_dir"]) / "report"
-        evaluate_pair(config["teacher"], summary["best"], config, out)
+        teacher_row, student_row = evaluate_pair(config["teacher"], summary["best"], config, out)
+        teacher_miou, student_miou = teacher_row["miou"], student_row["miou"]
         summary["report"] = str(out)
         print(f"report: {out}", file=sys.stderr)
+    warning = teacher_below_student(teacher_miou, student_miou, f"teacher {config['teacher']}")
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
+    summary.update(teacher_miou=teacher_miou, student_miou=student_miou,
+                   teacher_below_student=warning is not None)
     return summary
 
 

@@ -85,11 +85,29 @@ def _markdown_row(cells: list[str]) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
+def teacher_below_student(teacher_miou: float | None, student_miou: float | None,
+                          teacher: str = "the teacher") -> str | None:
+    """A warning when a student scores above the teacher it was distilled from.
+
+    That is no gain of distillation: the teacher is undertrained, and its soft labels pull
+    the student toward a worse model than the labels alone would."""
+    if teacher_miou is None or student_miou is None or teacher_miou >= student_miou:
+        return None
+    return (f"{teacher} scores {teacher_miou:.1f} val mIoU, below its student's "
+            f"{student_miou:.1f}: the teacher is undertrained and its soft labels hold the "
+            f"student back. Train the teacher longer (more epochs in its config, bf16 auto "
+            f"on a CPU with avx512_bf16) or distil with a smaller --alpha.")
+
+
 def versus_teacher(row: dict, teacher: dict | None) -> str:
-    """'-1.2 mIoU, -75 % FLOPs, ...' for a student; '—' for the teacher or without costs."""
+    """'-1.2 mIoU, -75 % FLOPs, ...' for a student; '—' for the teacher or without costs.
+
+    A student above its teacher is flagged, not shown as an achievement."""
     if teacher is None or row is teacher:
         return "—"
-    parts = [f"{row['miou'] - teacher['miou']:+.1f} mIoU"]
+    difference = row["miou"] - teacher["miou"]
+    parts = [f"{difference:+.1f} mIoU" + (" (**teacher undertrained**: it scores below this "
+                                          "student)" if difference > 0 else "")]
     ratio = row.get("vs_teacher")
     if ratio:
         parts += [f"{(ratio[key] - 1) * 100:+.0f} % {label}" for key, label in
