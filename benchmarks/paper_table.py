@@ -8,7 +8,7 @@ Stages, each reused when it already finished with the same settings (an interrup
 stage resumes from its last.pth, so rerunning the command continues where it stopped):
   1. teacher   deeplabv3_resnet50, cross-entropy, trained once (configs/camvid_teacher_r50.yaml's
                recipe); --compare-schedules also trains it with the two other schedules at
-               the same epochs, for the comparison table only;
+               the same epochs (last, after the students), for the comparison table only;
   2. students  deeplabv3lite_resnet18 and deeplabv3lite_mobilenetv2, each trained plain and
                distilled from the teacher's cached soft labels, under --seeds seeds (seed s:
                the same initial weights, data order and augmentation with and without KD, so
@@ -76,17 +76,17 @@ def stage_configs(args: argparse.Namespace) -> dict[str, dict]:
                       cache_dir=str(args.workdir / "soft_label_cache"))
         return config
 
-    stages = {}
-    schedules = CHOICES["lr_schedule"] if args.compare_schedules else (args.schedule,)
-    for schedule in sorted(schedules, key=lambda s: s != args.schedule):  # the study's first
-        stages[teacher_stage(schedule)] = {
-            "config": recipe(TEACHER_RECIPE, args.teacher_epochs, schedule), "distill": False,
-            "role": "teacher", "schedule": schedule, "study": schedule == args.schedule}
-    teacher = str(args.workdir / teacher_stage(args.schedule) / "best.pth")
+    def teacher(schedule: str) -> dict:
+        return {"config": recipe(TEACHER_RECIPE, args.teacher_epochs, schedule),
+                "distill": False, "role": "teacher", "schedule": schedule,
+                "study": schedule == args.schedule}
+
+    stages = {teacher_stage(args.schedule): teacher(args.schedule)}
+    teacher_path = str(args.workdir / teacher_stage(args.schedule) / "best.pth")
     for short, path in STUDENT_RECIPES.items():
         for seed in range(args.seeds):
             kd = recipe(path, args.epochs, args.schedule)
-            kd.update(teacher=teacher, soft_labels="cached", seed=seed)
+            kd.update(teacher=teacher_path, soft_labels="cached", seed=seed)
             plain = dict(kd, teacher=None, soft_labels=DEFAULTS["soft_labels"])
             for distill, config in ((False, plain), (True, kd)):
                 stages[student_stage(short, distill, seed)] = {
@@ -103,6 +103,9 @@ def stage_configs(args: argparse.Namespace) -> dict[str, dict]:
                 stages[student_stage(args.kd_grid, True, 0, alpha, temperature)] = {
                     **base, "config": config, "alpha": alpha, "temperature": temperature,
                     "role": "grid"}
+    if args.compare_schedules:  # last: the study's results do not wait for them
+        for schedule in CHOICES["lr_schedule"]:
+            stages.setdefault(teacher_stage(schedule), teacher(schedule))
     for name, stage in stages.items():
         stage["config"]["name"] = name
         validate_config(stage["config"])  # resolves bf16 'auto' for this machine

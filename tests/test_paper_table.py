@@ -132,3 +132,25 @@ def test_mean_sd_and_the_paired_gain_on_hand_made_numbers():
     assert one["mean"] == 2.0 and one["sd"] is None and one["ci_low"] is None
     with pytest.raises(ValueError, match="differ in length"):
         paired_gain([1.0, 2.0], [1.0])
+
+
+def test_stage_plan_with_schedules_and_the_kd_grid(tmp_path):
+    args = paper_table.parse_args(_args(tmp_path, "--schedule", "poly", "--compare-schedules",
+                                        "--kd-grid", "mnv2", "--teacher-epochs", "6"))
+    stages = paper_table.stage_configs(args)
+    names = list(stages)
+    assert names[0] == "teacher_r50_poly" and stages[names[0]]["study"]
+    assert names[-2:] == ["teacher_r50_step", "teacher_r50_cosine"]  # after the students
+    assert not any(stages[n]["study"] for n in names[-2:])
+    grid = [n for n in names if stages[n]["role"] == "grid"]
+    assert len(grid) == 8 and "mnv2_kd_a0.5_T2_s0" not in grid  # that cell is the study's
+    assert stages["mnv2_kd_a0.3_T4_s0"]["config"]["alpha"] == 0.3
+    assert stages["mnv2_kd_a0.3_T4_s0"]["config"]["temperature"] == 4.0
+    for name in names:
+        config = stages[name]["config"]
+        assert config["lr_schedule"] == (name.split("_")[-1] if name.startswith("teacher")
+                                         else "poly")
+        if config["lr_schedule"] == "step":
+            assert config["lr_step_epochs"] == 2  # the paper's 30 of 90, scaled to 6 epochs
+        if stages[name]["distill"]:
+            assert config["teacher"].endswith("teacher_r50_poly/best.pth")
