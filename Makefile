@@ -24,10 +24,10 @@ test: $(STAMP)
 
 # Copy the newest export (and its contract) into the demo apps.
 android-assets: $(STAMP)
-	$(PY) android_demo/tools/copy_assets.py android
+	$(PY) -m conversion.apps android
 
 ios-assets: $(STAMP)
-	$(PY) android_demo/tools/copy_assets.py ios
+	$(PY) -m conversion.apps ios
 
 profile: $(STAMP)
 	$(PY) -m training.profile --input-size 512 1024 --json benchmarks/results/profile_512x1024.json

@@ -23,13 +23,13 @@ from pathlib import Path
 
 import torch
 
-from training import prune as prune_cli
-from training import quantize as quantize_cli
 from training.checkpoint import load_checkpoint, model_from_checkpoint
+from training.compression import runs
 from training.errors import run_cli
 from training.evaluation import evaluate_model
 from training.models import count_parameters
 from training.profiling import count_flops, measure_latency_ms, state_dict_size_mb
+from training.io import prepare_output_dir
 
 
 def gzip_size_mb(model) -> float:
@@ -60,14 +60,14 @@ def export_int8(checkpoint: Path, out: Path) -> dict:
 def measure(name: str, path: Path, args) -> dict:
     checkpoint = load_checkpoint(path)
     model = model_from_checkpoint(checkpoint)
-    train, val, spec = quantize_cli.loaders(checkpoint)
-    calibration = quantize_cli.first_batches(train, 4)
+    train, val, spec = runs.loaders(checkpoint, path)
+    calibration = runs.first_batches(train, 4)
     size = tuple(checkpoint["config"]["input_size"])
     row = {"variant": name, "checkpoint": str(path),
            "miou": evaluate_model(model, val, spec.num_classes, spec.ignore_index,
                                   progress=False)["miou"],
-           "ptq_int8_miou": quantize_cli.int8_miou(model, calibration, val, spec),
-           "pt2e_int8_miou": quantize_cli.pt2e_int8_miou(model, calibration, val, spec),
+           "ptq_int8_miou": runs.int8_miou(model, calibration, val, spec),
+           "pt2e_int8_miou": runs.pt2e_int8_miou(model, calibration, val, spec),
            "gflops": count_flops(model, size) / 1e9, "params_m": count_parameters(model) / 1e6,
            "size_mb": state_dict_size_mb(model), "gzip_mb": gzip_size_mb(model),
            "torch_latency_ms": measure_latency_ms(model, size, threads=args.threads)}
@@ -110,22 +110,20 @@ def main(argv=None) -> list[dict]:
     parser.add_argument("--export", action="store_true", help="int8 TFLite per row (slow)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/compression_sweep"))
     args = parser.parse_args(argv)
+    prepare_output_dir(args.out, "--out")
     args.out.mkdir(parents=True, exist_ok=True)
     work = args.out / "checkpoints"
-    tune = ["--finetune-epochs", str(args.finetune_epochs)] if args.finetune_epochs else []
-    tune += ["--teacher", args.teacher] if args.teacher and args.finetune_epochs else []
+    teacher = args.teacher if args.finetune_epochs else None
     rows = [measure("unpruned", args.checkpoint, args)]
     for method in args.methods:
         for ratio in args.ratios:
             name = f"{method}_{ratio:g}"
-            prune_cli.main(["--checkpoint", str(args.checkpoint), "--method", method,
-                            "--importance", args.importance, "--ratio", str(ratio),
-                            "--out", str(work / f"{name}.pth"), *tune])
+            runs.prune_checkpoint(args.checkpoint, method, args.importance, ratio,
+                                  finetune_epochs=args.finetune_epochs, teacher=teacher,
+                                  out=work / f"{name}.pth")
             rows.append(measure(name, work / f"{name}.pth", args))
-    qat = ["--finetune-epochs", str(max(args.finetune_epochs, 1))]
-    qat += ["--teacher", args.teacher] if args.teacher else []
-    quantize_cli.main(["--checkpoint", str(args.checkpoint), "--mode", "qat",
-                       "--out", str(work / "qat.pth"), *qat])
+    runs.quantization_aware_training(args.checkpoint, max(args.finetune_epochs, 1),
+                                     args.teacher, out=work / "qat.pth")
     rows.append(measure("qat", work / "qat.pth", args))
 
     size = load_checkpoint(args.checkpoint)["config"]["input_size"]

@@ -24,6 +24,8 @@ import torch
 
 from training.data import build_loader, generate_scene, parse_dataset_spec, train_transforms
 from training.data.appearance import CONDITIONS
+from training.io import prepare_output_file
+from training.errors import run_cli
 
 SIZE = (512, 1024)
 CAMVID = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "camvid"
@@ -49,14 +51,15 @@ def loader_rate(dataset, batches: int, batch_size: int = 4, workers: int = 2) ->
     return seen / (time.perf_counter() - start)
 
 
-def main() -> None:
+def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=40, help="images per generation measurement")
     parser.add_argument(
         "--batches", type=int, default=20, help="batches of 4 per loader measurement"
     )
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/data_throughput.json"))
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    prepare_output_file(args.out, "--out")
     torch.set_num_threads(1)  # "on one core": generation is numpy/PIL, augmentation torch
 
     results: dict = {
@@ -99,4 +102,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

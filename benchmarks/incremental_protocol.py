@@ -9,7 +9,7 @@ Task 2  night, WITHHELD classes added; only they are labelled (the old ones are 
         background-shift setting, where the new annotations do not cover the old classes).
 
 Every method starts from the same task-0 model and runs tasks 1 and 2 through
-`training.incremental.increment`. After each step, every task's test set is scored with its
+`training.continual.increment.increment`. After each step, every task's test set is scored with its
 own classes (task 2: all 19); a class the model does not have yet scores IoU 0 where it
 occurs. Reported: the mIoU matrix, average mIoU after the last step, forgetting (mean over
 tasks 0 and 1 of best-before-last minus last) and compute (training seconds, images seen).
@@ -26,18 +26,20 @@ import torch
 from torch import nn
 from torch.utils.data import ConcatDataset, DataLoader
 
-from training.checkpoint import (dataset_record, load_checkpoint, make_checkpoint, model_from_checkpoint)
+from training.checkpoint import dataset_record, load_checkpoint, make_checkpoint, \
+    model_from_checkpoint
 from training.config import DEFAULTS
-from training.continual import RemapLabels, label_lookup
+from training.continual.classes import RemapLabels, label_lookup
 from training.data import eval_transforms, parse_dataset_spec
 from training.engine import Trainer
 from training.evaluation import evaluate_model
-from training.incremental import increment
-from training.io import atomic_save
-from training.losses import SupervisedTask
+from training.continual.increment import increment
+from training.io import atomic_save, prepare_output_dir
+from training.tasks import SupervisedTask
 from training.models import build_model
 from training.sampling import AugmentedDataset
-from training.train import build_train_set
+from training.fit import build_train_set
+from training.errors import run_cli
 
 WITHHELD = ["truck", "bus"]
 METHODS = ("finetune", "ewc", "replay", "ewc+replay", "lwf")
@@ -216,6 +218,8 @@ def main(argv=None) -> None:
     parser.add_argument("--work", default="runs/incremental_protocol")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     args = parser.parse_args(argv)
+    prepare_output_dir(args.work, "--work")
+    prepare_output_dir(args.out, "--out")
     torch.set_num_threads(1)
     results = run(args)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -226,4 +230,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

@@ -17,15 +17,14 @@ import contextlib
 import io
 import json
 import os
-import statistics
-import time
 import warnings
 from pathlib import Path
 
 import numpy as np
 
-from training.io import atomic_write_text
+from training.io import atomic_write_text, prepare_output_file
 from training.machine import machine_record
+from training.timing import median_ms
 from training.errors import UserError, run_cli
 
 
@@ -64,13 +63,8 @@ def latency_ms(model: bytes, threads: int, runs: int) -> tuple[float, str]:
     interpreter.allocate_tensors()
     detail = interpreter.get_input_details()[0]
     interpreter.set_tensor(detail["index"], np.zeros(detail["shape"], detail["dtype"]))
-    interpreter.invoke()  # warm-up: XNNPACK packs weights on the first call
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        interpreter.invoke()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1000, np.dtype(detail["dtype"]).name
+    # One warm-up call: XNNPACK packs the weights on the first invoke.
+    return median_ms(interpreter.invoke, runs, warmup=1), np.dtype(detail["dtype"]).name
 
 
 def probe(size: tuple[int, int], threads: int, runs: int = 10, width: float = 1.0,
@@ -100,6 +94,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--width", type=float, default=1.0, help="MobileNetV2 width multiplier")
     parser.add_argument("--json", type=Path, help="save the result as JSON")
     args = parser.parse_args(argv)
+    if args.json:
+        prepare_output_file(args.json, "--json")
     if min(args.input_size) < 32:
         raise UserError(f"--input-size must be at least 32x32, got {args.input_size}")
     if args.threads < 1 or args.runs < 1:

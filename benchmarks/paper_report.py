@@ -17,6 +17,7 @@ from matplotlib.figure import Figure
 
 from benchmarks.seed_stats import format_interval, format_mean_sd, mean_sd, paired_gain
 from training.io import atomic_write_text
+from training.errors import run_cli
 
 # The paper's Table (Cityscapes, ImageNet-initialised, full resolution), for comparison only.
 PAPER = {"teacher": {"gflops": 25.9, "memory_mb": 780, "miou": 75.4},
@@ -299,4 +300,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

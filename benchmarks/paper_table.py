@@ -36,12 +36,13 @@ from pathlib import Path
 import torch
 
 from benchmarks import paper_report
-from training import evaluate, train
 from training.checkpoint import load_checkpoint
 from training.config import CHOICES, DEFAULTS, learning_settings, load_yaml, validate_config
 from training.data import parse_dataset_spec
 from training.errors import UserError, run_cli
-from training.io import atomic_write_text, file_sha256
+from training.evaluation import evaluate_checkpoints
+from training.fit import run
+from training.io import atomic_write_text, file_sha256, prepare_output_dir
 from training.machine import machine_record
 from training.models import validate_input_size
 from training.report import read_history
@@ -67,7 +68,7 @@ def student_stage(short: str, kd: bool, seed: int, alpha=None, temperature=None)
 def stage_configs(args: argparse.Namespace) -> dict[str, dict]:
     """name -> {"config", "distill", "role", ...} for every training stage, teachers first."""
     def recipe(path: Path, epochs: int, schedule: str) -> dict:
-        config = dict(DEFAULTS, **{k: v for k, v in load_yaml(path).items() if k in DEFAULTS})
+        config = dict(DEFAULTS, **load_yaml(path))
         config.update(dataset=args.dataset, input_size=list(args.input_size), epochs=epochs,
                       lr_schedule=schedule, lr_step_epochs=max(1, epochs // 3),
                       output_dir=str(args.workdir), device=args.device,
@@ -148,7 +149,7 @@ def run_stage(name: str, config: dict, distill: bool, workdir: Path) -> Path:
     print(f"[{name}] training {config['model']} for {config['epochs']} epochs"
           + (" with distillation" if distill else ""), file=sys.stderr)
     started = time.perf_counter()
-    summary = train.run(dict(config), resume=resume, distill=distill)
+    summary = run(dict(config), resume=resume, distill=distill)
     if summary.get("interrupted"):
         print(f"interrupted: rerun the same command to continue ({last})", file=sys.stderr)
         sys.exit(130)
@@ -184,11 +185,9 @@ def run_evaluation(checkpoints: list[Path], args: argparse.Namespace) -> list[di
         print("[evaluate] reusing the evaluation of unchanged checkpoints", file=sys.stderr)
         return json.loads(stamp.read_text())["rows"]
     started = time.perf_counter()
-    evaluate.main(["--checkpoints", *map(str, checkpoints), "--dataset", args.dataset,
-                   "--split", "val", "--input-size", *map(str, args.input_size),
-                   "--threads", str(args.threads), "--device", args.device,
-                   "--workers", str(args.workers), "--out", str(out),
-                   "--json", str(out / "table.json")])
+    evaluate_checkpoints(checkpoints, args.dataset, "val", args.input_size, out,
+                         out / "table.json", workers=args.workers, device=args.device,
+                         threads=args.threads, show=False)
     rows = json.loads((out / "table.json").read_text())  # plain JSON types, as when reused
     for row, path in zip(rows, checkpoints, strict=True):
         assert row["checkpoint"] == str(path), (row["checkpoint"], path)
@@ -276,6 +275,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
+    prepare_output_dir(args.workdir, "--workdir")
+    prepare_output_dir(args.out, "--out")
     args.workdir.mkdir(parents=True, exist_ok=True)
     stages = stage_configs(args)
     checkpoints = {name: run_stage(name, stage["config"], stage["distill"], args.workdir)

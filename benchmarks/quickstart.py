@@ -21,11 +21,12 @@ from pathlib import Path
 
 import torch
 
-from training import train
 from training.config import DEFAULTS, load_yaml
-from training.io import atomic_write_text
+from training.fit import run
+from training.io import atomic_write_text, prepare_output_file
 from training.machine import machine_record
 from training.models import STUDENTS, TEACHER
+from training.errors import run_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 QUICKSTART = ROOT / "configs" / "quickstart.yaml"
@@ -45,14 +46,14 @@ def run_quickstart() -> dict:
 
 
 def epoch_time(config: dict, distill: bool = False) -> float:
-    summary = train.run(config, distill=distill)
+    summary = run(config, distill=distill)
     return summary["epochs"][-1]["epoch_time_s"]
 
 
 def measure_modes(workdir: Path, teacher: str, steps: int) -> dict:
     """One epoch of `steps` optimizer steps per mode (after a warm-up epoch)."""
     student = load_yaml(QUICKSTART)
-    base = dict(DEFAULTS, **{k: v for k, v in student.items() if k in DEFAULTS})
+    base = dict(DEFAULTS, **student)
     base.update(output_dir=str(workdir), progress=False, max_steps_per_epoch=steps, epochs=2,
                 eval_every=1000, teacher=teacher, cache_dir=str(workdir / "cache"))
     times = {
@@ -67,7 +68,7 @@ def measure_modes(workdir: Path, teacher: str, steps: int) -> dict:
 
 def measure_throughput(workdir: Path, steps: int) -> dict:
     student = load_yaml(QUICKSTART)
-    base = dict(DEFAULTS, **{k: v for k, v in student.items() if k in DEFAULTS})
+    base = dict(DEFAULTS, **student)
     base.update(output_dir=str(workdir), progress=False, max_steps_per_epoch=steps, epochs=2,
                 eval_every=1000)
     teacher_config = load_yaml(ROOT / student["teacher_config"])
@@ -77,7 +78,7 @@ def measure_throughput(workdir: Path, steps: int) -> dict:
         if model == TEACHER:  # the teacher trains with its own precision settings
             settings.update(bf16=teacher_config.get("bf16", False),
                             channels_last=teacher_config.get("channels_last", False))
-        summary = train.run(settings)
+        summary = run(settings)
         rates[model] = summary["epochs"][-1]["images_per_s"]
     return rates
 
@@ -91,6 +92,7 @@ def main(argv=None) -> dict:
                         help="only time the quickstart (items 1-2)")
     parser.add_argument("--steps", type=int, default=10, help="optimizer steps per timed epoch")
     args = parser.parse_args(argv)
+    prepare_output_file(args.out, "--out")
     result = {"threads": torch.get_num_threads(), **machine_record()}
     if args.skip_quickstart and args.skip_throughput:
         parser.error("--skip-quickstart and --skip-throughput leave nothing to measure")
@@ -111,4 +113,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

@@ -24,7 +24,7 @@ from tqdm import tqdm
 from training.data import parse_dataset_spec
 from training.data.transforms import eval_transforms
 from training.errors import UserError, run_cli
-from training.io import atomic_write_text
+from training.io import atomic_write_text, prepare_output_file
 from training.metrics import SegmentationMetrics
 from training.models import validate_input_size
 
@@ -69,6 +69,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--limit", type=int, help="score only the first N images")
     parser.add_argument("--json", type=Path, help="save the results as JSON")
     args = parser.parse_args(argv)
+    if args.json:
+        prepare_output_file(args.json, "--json")
     size = (int(args.input_size[0]), int(args.input_size[1]))
     for stride in args.strides:
         if stride < 1:

@@ -17,7 +17,6 @@ import argparse
 import functools
 import gc
 import json
-import multiprocessing
 import os
 import sys
 from pathlib import Path
@@ -31,16 +30,16 @@ from conversion.onnx_export import DeployWrapper, export_onnx
 from conversion.parity import Reference, compare
 from conversion.pipeline import DEFAULT_CHECKPOINT, resolve_checkpoint
 from conversion.runtimes import TorchRuntime, open_runtime
-from conversion.tflite_export import WEIGHT_GRANULARITIES, convert_to_tflite
+from conversion.tflite_export import SHIPPED, VARIANTS, WEIGHT_GRANULARITIES, convert_to_tflite
 from training.checkpoint import load_checkpoint, model_from_checkpoint
 from training.errors import run_cli
-from training.io import file_sha256
+from training.io import file_sha256, prepare_output_dir, prepare_output_file
 from training.machine import machine_record
 from training.models import build_model, validate_input_size
-from training.profiling import measure_latency_ms, measure_peak_memory_mb, state_dict_size_mb
+from training.profiling import measure_latency_ms, measure_peak_memory_mb, peak_memory_mb, \
+    state_dict_size_mb
 
 DEFAULT_TEACHER = Path("runs/quickstart_teacher/best.pth")
-TFLITE_ROWS = ("fp32", "fp16", "dynamic-int8", "int8")
 GOALS = {"int8_vs_fp32_tflite_latency": 0.35, "int8_vs_teacher_latency": 0.05,
          "int8_vs_fp32_tflite_size": 0.3}
 
@@ -82,49 +81,32 @@ def _model_from(kind: str, path: str | None, num_classes: int) -> nn.Module:
     return lraspp(num_classes)
 
 
-def _runtime_peak_child(path: str, threads: int, queue) -> None:
-    try:
-        from training.profiling import _rss_kb
-        from conversion.contract import prepare_input
-        runtime = open_runtime(path, threads)
-        height, width = runtime.frame_size
-        x = prepare_input(np.zeros((1, height, width, 3), np.uint8), runtime.input_spec)
-        gc.collect()
-        baseline = _rss_kb("VmRSS")
-        with open("/proc/self/clear_refs", "w") as refs:
-            refs.write("5")
-        runtime.invoke(x)
-        queue.put((_rss_kb("VmHWM") - baseline) / 1024)
-    except Exception as exc:  # reported to the parent
-        queue.put(exc)
+def _runtime_step(path: str, threads: int):
+    """In the probe's child: open the artifact; the step is one inference."""
+    from conversion.contract import prepare_input
+    runtime = open_runtime(path, threads)
+    height, width = runtime.frame_size
+    x = prepare_input(np.zeros((1, height, width, 3), np.uint8), runtime.input_spec)
+    return lambda: runtime.invoke(x)
 
 
 def runtime_peak_memory_mb(path: Path, threads: int) -> float:
-    context = multiprocessing.get_context("spawn")
-    queue = context.Queue()
-    child = context.Process(target=_runtime_peak_child, args=(str(path), threads, queue))
-    child.start()
-    result = queue.get(timeout=600)
-    child.join()
-    if isinstance(result, Exception):
-        raise result
-    return float(result)
+    return peak_memory_mb(_runtime_step, str(path), threads)
 
 
 def convert_cached(model: nn.Module, work: Path, size, calibration: np.ndarray,
                    weight_granularity: str = "per-channel") -> dict:
     """ONNX + TFLite variants of `model` in `work`, reused when already there."""
     onnx_path = work / "model.onnx"
-    expected = {p: work / "onnx2tf" / "tflite" / f"model_{s}.tflite" for p, s in
-                (("fp32", "float32"), ("fp16", "float16"), ("dynamic-int8",
-                 "dynamic_range_quant"), ("int8", "full_integer_quant"))}
+    expected = {p: work / "onnx2tf" / "tflite" / f"model_{VARIANTS[p][0]}.tflite"
+                for p in SHIPPED}
     if not all(path.is_file() for path in [onnx_path, *expected.values()]):
         work.mkdir(parents=True, exist_ok=True)
         export_onnx(DeployWrapper(model), onnx_path, size)
         produced = convert_to_tflite(onnx_path, work / "onnx2tf", calibration,
                                      fold_normalization=False,
                                      weight_granularity=weight_granularity)
-        expected = {p: produced[p] for p in TFLITE_ROWS}
+        expected = {p: produced[p] for p in SHIPPED}
     return {"onnx": onnx_path, **expected}
 
 
@@ -286,6 +268,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--work", type=Path, default=Path(".cache/conversion_benchmark"))
     parser.add_argument("--json", type=Path, help="save the table as JSON")
     args = parser.parse_args(argv)
+    prepare_output_dir(args.work, "--work")
+    if args.json:
+        prepare_output_file(args.json, "--json")
     result = run(args)
     print(markdown(result))
     if args.json:

@@ -42,10 +42,8 @@ def _check_image(image: torch.Tensor, where: str) -> None:
         raise UserError(f"{where} is {image.dtype}; expected uint8 pixels")
 
 
-def _from_dataset(spec_text: str, split: str, start: int, count: int,
+def _from_dataset(dataset, spec_text: str, split: str, start: int, count: int,
                   size: tuple[int, int]) -> ImageSet:
-    spec = parse_dataset_spec(spec_text)
-    dataset = spec.build(split)
     transform = _resize_pair(size)
     images, masks = [], []
     for index in range(start, start + count):
@@ -72,22 +70,23 @@ def _from_array(path: Path, count: int, size: tuple[int, int]) -> ImageSet:
     if len(array) < count:
         raise UserError(f"calibration array {path} holds {len(array)} images, fewer than "
                         f"--calib-count {count}")
-    frames = torch.from_numpy(np.ascontiguousarray(array[:count])).permute(0, 3, 1, 2)
+    # A copy: the memory-mapped file is read-only, and torch warns on a read-only array.
+    frames = torch.from_numpy(np.array(array[:count])).permute(0, 3, 1, 2)
     resized = v2.functional.resize(frames, list(size), antialias=True)
     return ImageSet(resized.permute(0, 2, 3, 1).numpy(), None,
                     {"spec": str(path), "split": None, "start": 0, "count": count})
 
 
-def _splits(spec_text: str) -> tuple[str, ...]:
+def _parse(spec_text: str):
     try:
-        return parse_dataset_spec(spec_text).splits
+        return parse_dataset_spec(spec_text)
     except DataError as exc:
         raise UserError(f"calibration data: {exc}") from None
 
 
-def _split_size(spec_text: str, split: str) -> int:
+def _build(spec, spec_text: str, split: str):
     try:
-        return len(parse_dataset_spec(spec_text).build(split))
+        return spec.build(split)
     except DataError as exc:
         raise UserError(f"{spec_text!r} split {split!r}: {exc}") from None
 
@@ -98,13 +97,13 @@ def load_calibration(spec_text: str, count: int, size: tuple[int, int]) -> Image
         raise UserError(f"--calib-count must be at least 1, got {count}")
     if spec_text.endswith(".npy"):
         return _from_array(Path(spec_text).expanduser(), count, size)
-    splits = _splits(spec_text)
-    split = "train" if "train" in splits else splits[0]
-    available = _split_size(spec_text, split)
-    if available < count:
-        raise UserError(f"calibration set {spec_text!r} split {split!r} has {available} images, "
-                        f"fewer than --calib-count {count}")
-    return _from_dataset(spec_text, split, 0, count, size)
+    spec = _parse(spec_text)
+    split = "train" if "train" in spec.splits else spec.splits[0]
+    dataset = _build(spec, spec_text, split)
+    if len(dataset) < count:
+        raise UserError(f"calibration set {spec_text!r} split {split!r} has {len(dataset)} "
+                        f"images, fewer than --calib-count {count}")
+    return _from_dataset(dataset, spec_text, split, 0, count, size)
 
 
 def load_held_out(spec_text: str, count: int, size: tuple[int, int],
@@ -112,18 +111,20 @@ def load_held_out(spec_text: str, count: int, size: tuple[int, int],
     """M labelled images that calibration did not use."""
     if count < 1:
         raise UserError(f"--parity-count must be at least 1, got {count}")
-    splits = _splits(spec_text)
+    spec = _parse(spec_text)
     used = calibration.source if calibration.source.get("spec") == spec_text else {}
-    split = next((s for s in ("val", "test") if s in splits and s != used.get("split")), None)
+    split = next((s for s in ("val", "test") if s in spec.splits and s != used.get("split")),
+                 None)
     start = 0
     if split is None:  # one split only: take the images after the calibration ones
-        split = used.get("split") or splits[0]
+        split = used.get("split") or spec.splits[0]
         start = used.get("count", 0) if used.get("split") == split else 0
-    available = _split_size(spec_text, split) - start
+    dataset = _build(spec, spec_text, split)
+    available = len(dataset) - start
     if available < count:
         raise UserError(f"held-out set {spec_text!r} split {split!r} has {max(available, 0)} "
                         f"images not used for calibration, fewer than --parity-count {count}")
-    return _from_dataset(spec_text, split, start, count, size)
+    return _from_dataset(dataset, spec_text, split, start, count, size)
 
 
 def anchor_pixel_range(images: np.ndarray) -> np.ndarray:

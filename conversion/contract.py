@@ -20,10 +20,10 @@ Preparing one RGB frame, resized to the input's height and width (see `prepare_i
     if quantization:                q = clamp(round(x / scale) + zero_point) in the input dtype
 and reading the output: logits are dequantized as (q - zero_point) * scale when quantized;
 argmax over the class axis gives the class map. Normalization constants come from
-training/presets.py, the project's single preprocessing source.
+training/preprocessing.py, the project's single preprocessing source.
 
 `SCHEMA_VERSION` changes whenever a field changes meaning or disappears; `SCHEMA` is the JSON
-Schema (draft 2020-12 subset) that `validate` enforces and that
+Schema (draft 2020-12) that `validate` enforces with jsonschema and that
 `python -m conversion.contract --schema` prints for the apps' own checks.
 """
 from __future__ import annotations
@@ -31,11 +31,11 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import re
 import sys
 from pathlib import Path
 
 import numpy as np
+from jsonschema import Draft202012Validator, validators
 
 from training.errors import UserError, run_cli
 
@@ -125,60 +125,39 @@ SCHEMA: dict = _obj({
         closed=False),
 })
 
-_TYPES = {"object": dict, "array": list, "string": str, "boolean": bool, "null": type(None)}
+def _finite_number(checker, value) -> bool:
+    """JSON numbers are finite; jsonschema would accept a Python NaN as a number."""
+    return Draft202012Validator.TYPE_CHECKER.is_type(value, "number") and math.isfinite(value)
 
 
-def _type_ok(value, name: str) -> bool:
-    if name == "integer":
-        return isinstance(value, int) and not isinstance(value, bool)
-    if name == "number":
-        return isinstance(value, (int, float)) and not isinstance(value, bool) \
-            and math.isfinite(value)
-    return isinstance(value, _TYPES[name])
+_Validator = validators.extend(
+    Draft202012Validator,
+    type_checker=Draft202012Validator.TYPE_CHECKER.redefine("number", _finite_number))
+_VALIDATOR = _Validator(SCHEMA)
 
 
-def _check(value, schema: dict, where: str, problems: list[str]) -> None:
-    """The subset of JSON Schema that SCHEMA uses; appends one line per violation."""
-    types = schema.get("type")
-    if types is not None:
-        names = [types] if isinstance(types, str) else types
-        if not any(_type_ok(value, name) for name in names):
-            problems.append(f"{where}: expected {' or '.join(names)}, got {json.dumps(value)[:60]}")
-            return
-    if value is None:
-        return
-    if "const" in schema and value != schema["const"]:
-        problems.append(f"{where}: must be {schema['const']!r}, got {value!r}")
-    if "enum" in schema and value not in schema["enum"]:
-        problems.append(f"{where}: {value!r} is not one of {schema['enum']}")
-    if isinstance(value, str):
-        if len(value) < schema.get("minLength", 0):
-            problems.append(f"{where}: empty")
-        if "pattern" in schema and not re.fullmatch(schema["pattern"].strip("^$"), value):
-            problems.append(f"{where}: {value[:20]!r} does not match {schema['pattern']}")
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        if "minimum" in schema and value < schema["minimum"]:
-            problems.append(f"{where}: {value} < {schema['minimum']}")
-        if "maximum" in schema and value > schema["maximum"]:
-            problems.append(f"{where}: {value} > {schema['maximum']}")
-        if "exclusiveMinimum" in schema and value <= schema["exclusiveMinimum"]:
-            problems.append(f"{where}: {value} <= {schema['exclusiveMinimum']}")
-    if isinstance(value, list):
-        if len(value) < schema.get("minItems", 0) or len(value) > schema.get("maxItems", 1 << 30):
-            problems.append(f"{where}: wrong length {len(value)}")
-        for index, item in enumerate(value):
-            if "items" in schema:
-                _check(item, schema["items"], f"{where}[{index}]", problems)
-    if isinstance(value, dict):
-        for key in schema.get("required", []):
-            if key not in value:
-                problems.append(f"{where}.{key}: missing")
-        properties = schema.get("properties", {})
-        for key, item in value.items():
-            if key in properties:
-                _check(item, properties[key], f"{where}.{key}", problems)
-            elif schema.get("additionalProperties", True) is False:
-                problems.append(f"{where}.{key}: unknown field")
+def _problem(error) -> str:
+    """One line per violation, naming the field as the apps' code would."""
+    where = "contract" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}"
+                                 for p in error.absolute_path)
+    kind, value = error.validator, error.instance
+    if kind == "required":
+        missing = next(k for k in error.validator_value if k not in value)
+        return f"{where}.{missing}: missing"
+    if kind == "additionalProperties":
+        extra = sorted(set(value) - set(error.schema.get("properties", {})))
+        return f"{where}.{extra[0]}: unknown field"
+    if kind == "type":
+        wanted = error.validator_value
+        names = " or ".join([wanted] if isinstance(wanted, str) else wanted)
+        return f"{where}: expected {names}, got {json.dumps(value)[:60]}"
+    if kind == "const":
+        return f"{where}: must be {error.validator_value!r}, got {value!r}"
+    if kind == "enum":
+        return f"{where}: {value!r} is not one of {error.validator_value}"
+    if kind == "pattern":
+        return f"{where}: {str(value)[:20]!r} does not match {error.validator_value}"
+    return f"{where}: {error.message}"
 
 
 class ContractError(UserError):
@@ -187,8 +166,8 @@ class ContractError(UserError):
 
 def validate(contract: dict) -> dict:
     """Raise ContractError listing every violation; return the contract when it is valid."""
-    problems: list[str] = []
-    _check(contract, SCHEMA, "contract", problems)
+    problems = [_problem(error) for error in
+                sorted(_VALIDATOR.iter_errors(contract), key=lambda e: list(e.absolute_path))]
     if not problems:
         problems += _consistency(contract)
     if problems:

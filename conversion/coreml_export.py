@@ -19,11 +19,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
+from conversion.child_process import run_converter
 from training.errors import run_cli
 
 SUFFIXES = {"fp16": "fp16", "int8": "int8w", "palettized": "pal{bits}"}
@@ -38,28 +36,15 @@ def convert_to_coreml(checkpoint: Path, work_dir: Path, name: str, input_size, *
                       input_kind: str, fold_normalization: bool, fold_argmax: bool,
                       variants: list[str], palette_bits: int, timeout_s: float = 3600) -> list[dict]:
     """Run the child converter; returns one record per package (see `_convert`)."""
-    from conversion.tflite_export import ConversionError, _log_tail
     work_dir, checkpoint = Path(work_dir).resolve(), Path(checkpoint).resolve()
     work_dir.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "conversion.coreml_export", "convert",
-               "--checkpoint", str(checkpoint), "--out", str(work_dir), "--name", name,
-               "--input-size", *map(str, input_size), "--input", input_kind,
-               "--variants", ",".join(variants), "--palette-bits", str(palette_bits)]
-    command += ["--fold-normalization"] * fold_normalization + ["--fold-argmax"] * fold_argmax
-    log = work_dir / "coreml.log"
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [
-        str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH")])))
-    with open(log, "w") as stream:
-        try:
-            done = subprocess.run(command, stdout=stream, stderr=subprocess.STDOUT, env=env,
-                                  timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            raise ConversionError(f"CoreML conversion did not finish in {timeout_s:.0f} s; "
-                                  f"log: {log}") from None
+    args = ["convert", "--checkpoint", str(checkpoint), "--out", str(work_dir), "--name", name,
+            "--input-size", *map(str, input_size), "--input", input_kind,
+            "--variants", ",".join(variants), "--palette-bits", str(palette_bits)]
+    args += ["--fold-normalization"] * fold_normalization + ["--fold-argmax"] * fold_argmax
     results = work_dir / RESULTS
-    if done.returncode != 0 or not results.is_file():
-        raise ConversionError(f"CoreML conversion failed (exit {done.returncode}); end of "
-                              f"{log}:\n{_log_tail(log)}")
+    run_converter("CoreML conversion", "conversion.coreml_export", args,
+                  work_dir / "coreml.log", timeout_s=timeout_s, succeeded=results.is_file)
     return json.loads(results.read_text())
 
 

@@ -16,7 +16,8 @@ from pathlib import Path
 
 from conversion.parity import DEFAULT_THRESHOLDS, parse_thresholds
 from conversion.pipeline import DEFAULT_CHECKPOINT, TARGETS, ExportRun, ExportSettings
-from conversion.tflite_export import WEIGHT_GRANULARITIES, ConversionError
+from conversion.child_process import ConversionError
+from conversion.tflite_export import WEIGHT_GRANULARITIES
 from training.errors import UserError, run_cli
 
 COREML_VARIANTS = ("fp16", "int8", "palettized")

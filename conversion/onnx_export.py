@@ -3,7 +3,7 @@
 `DeployWrapper` is the one place where the optional folding happens, so that ONNX, TFLite
 (which is converted from this ONNX) and CoreML fold identically:
   - fold_normalization: the model takes RGB pixel values 0..255 (times `input_scale`) and
-    normalises them with training/presets.py's mean and std itself;
+    normalises them with training/preprocessing.py's mean and std itself;
   - fold_argmax: the model returns the class map (N, H, W) instead of logits.
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ import onnx
 import torch
 from torch import nn
 
-from training.presets import MEAN, STD
+from training.preprocessing import MEAN, STD
 
 MIN_OPSET = 17
 INPUT_NAME = "image"

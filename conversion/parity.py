@@ -177,9 +177,12 @@ def write_report(out_dir: Path, entries: list[dict], header: dict,
             previous = json.loads(path.read_text()).get("artifacts", [])
         except (OSError, ValueError, AttributeError):
             previous = []
-    files = {entry["file"] for entry in entries}
-    kept = [entry for entry in previous if entry.get("file") not in files
-            and (Path(out_dir) / entry.get("file", "")).exists()]
+    # An earlier run's artifact stays listed while its file is still in DIR: when this run
+    # made no file of that name, or made one that the gate did not place.
+    placed = {entry["file"] for entry in entries if entry.get("placed")}
+    kept = [dict(entry, earlier_run=True) for entry in previous
+            if entry.get("file") not in placed and (Path(out_dir) / entry.get("file", "")).exists()
+            and entry.get("placed", entry.get("passed"))]
     report = {"report_version": REPORT_VERSION, **header, "artifacts": kept + entries}
     atomic_write_text(path, json.dumps(report, indent=2) + "\n")
     markdown = path.with_suffix(".md")
@@ -210,6 +213,8 @@ def render_markdown(report: dict, class_names: list[str]) -> str:
     skipped = None
     for entry in report["artifacts"]:
         passed = "yes" if entry["passed"] else "**NO**: " + "; ".join(entry.get("failures", []))
+        if entry.get("earlier_run"):
+            passed += " (from an earlier run, still in this folder)"
         if entry.get("skipped"):
             passed += " (spec checked; numeric parity skipped¹)"
             skipped = entry["skipped"]

@@ -27,17 +27,15 @@ from conversion.coreml_export import convert_to_coreml
 from conversion.onnx_export import DeployWrapper, MIN_OPSET, export_onnx
 from conversion.parity import Reference, compare, judge, precision_class, write_report
 from conversion.runtimes import RuntimeUnavailable, TorchRuntime, open_runtime
-from conversion.tflite_export import convert_to_tflite
-from training.checkpoint import load_checkpoint, model_from_checkpoint
+from conversion.tflite_export import SHIPPED, convert_to_tflite, file_suffix
+from training.checkpoint import context, load_checkpoint, model_from_checkpoint
 from training.data import parse_dataset_spec
 from training.errors import UserError
-from training.io import file_sha256
+from training.io import file_sha256, prepare_output_dir, remove_empty, remove_stale
 from training.models import validate_input_size
 
 DEFAULT_CHECKPOINT = Path("runs/quickstart_student/best.pth")
 TARGETS = ("onnx", "tflite", "coreml")
-TFLITE_FILES = {"fp32": "fp32", "fp16": "fp16", "dynamic-int8": "dynamic_int8",
-                "int8": "int8", "int16x8": "int16x8"}
 TOOLS = ("torch", "onnx", "onnxruntime", "onnx2tf", "tensorflow", "coremltools",
          "ai-edge-litert")
 
@@ -88,33 +86,6 @@ def resolve_checkpoint(path: Path | None) -> Path:
     return path
 
 
-def prepare_out_dir(path: Path) -> list[Path]:
-    """Create `path` if needed and prove it writable; returns the folders it created."""
-    created, probe = [], path
-    while not probe.exists():
-        created.append(probe)
-        probe = probe.parent
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-"):
-            pass
-        if not os.access(path, os.W_OK | os.X_OK):
-            raise PermissionError(13, "permission denied")
-    except OSError as exc:
-        _remove_empty(created)
-        raise UserError(f"output directory {path} is not writable: "
-                        f"{exc.strerror or exc}") from None
-    return created
-
-
-def _remove_empty(folders: list[Path]) -> None:
-    for folder in folders:  # deepest first
-        try:
-            folder.rmdir()
-        except OSError:
-            return
-
-
 def size_bytes(path: Path) -> int:
     if path.is_dir():
         return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
@@ -155,14 +126,9 @@ class ExportRun:
         self.checkpoint_path = resolve_checkpoint(settings.checkpoint)
         self.checkpoint = load_checkpoint(self.checkpoint_path)
         self.model = model_from_checkpoint(self.checkpoint)
-        config = self.checkpoint.get("config") or {}
-        self.size = tuple(int(v) for v in (settings.input_size or config.get("input_size")
-                                           or (512, 1024)))
+        self.size = context(self.checkpoint, self.checkpoint_path, settings.input_size).input_size
         validate_input_size(self.size, self.model.output_stride)
-        self.dataset = self.checkpoint.get("dataset") or {}
-        if "class_names" not in self.dataset:
-            raise UserError(f"{self.checkpoint_path} records no dataset classes; it was not "
-                            f"written by this project's training code")
+        self.dataset = self.checkpoint["dataset"]
         self.name = settings.name or self.model.arch["name"] + \
             "-norm" * settings.fold_normalization + "-argmax" * settings.fold_argmax
         run_name = self.checkpoint_path.parent.name or "model"
@@ -189,12 +155,13 @@ class ExportRun:
         return calibration, held_out
 
     def run(self) -> dict:
-        created = prepare_out_dir(self.out)
+        created = prepare_output_dir(self.out, "output directory")
         try:
             calibration, held_out = self.load_data()  # refuses bad input before writing
-            staging = Path(tempfile.mkdtemp(prefix=".export-", dir=self.out))
+            remove_stale(self.out)  # staging folders of a killed earlier export
+            staging = Path(tempfile.mkdtemp(prefix=f".export-{os.getpid()}-", dir=self.out))
         except BaseException:
-            _remove_empty(created)
+            remove_empty(created)
             raise
         try:
             return self._run(staging, calibration, held_out)
@@ -203,7 +170,7 @@ class ExportRun:
                 print(f"work files kept in {staging}", file=sys.stderr)
             else:
                 shutil.rmtree(staging, ignore_errors=True)
-                _remove_empty(created)
+                remove_empty(created)
 
     def _run(self, staging: Path, calibration: ImageSet | None, held_out: ImageSet) -> dict:
         work, trash = staging / "work", staging / "trash"
@@ -259,14 +226,14 @@ class ExportRun:
                                      fold_normalization=self.s.fold_normalization,
                                      int16=self.s.int16,
                                      weight_granularity=self.s.weight_granularity)
-        wanted = [p for p in TFLITE_FILES if p != "int16x8" or self.s.int16]
+        wanted = list(SHIPPED) + ["int16x8"] * self.s.int16
         missing = [p for p in wanted if p not in produced]
         if missing:
             raise UserError(f"onnx2tf produced no {', '.join(missing)} variant; see the log in "
                             f"a run with --keep-work")
         candidates = []
         for precision in wanted:
-            path = work.parent / f"{self.name}_{TFLITE_FILES[precision]}.tflite"
+            path = work.parent / f"{self.name}_{file_suffix(precision)}.tflite"
             os.replace(produced[precision], path)
             candidates.append(Candidate(path, "tflite", precision,
                                         calibrated=precision in ("int8", "int16x8")))

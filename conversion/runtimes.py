@@ -12,8 +12,6 @@ NHWC/NCHW, quantization) that the apps will implement from the contract.
 from __future__ import annotations
 
 import platform
-import statistics
-import time
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +19,8 @@ import torch
 from torch import nn
 
 from conversion.contract import prepare_input, read_output
-from training.presets import MEAN, STD
+from training.timing import median_ms
+from training.preprocessing import MEAN, STD
 
 _NUMPY_DTYPES = {np.float32: "float32", np.float16: "float16", np.int8: "int8",
                  np.uint8: "uint8", np.int16: "int16", np.int32: "int32", np.int64: "int64"}
@@ -76,13 +75,7 @@ class Runtime:
         height, width = self.frame_size
         frame = np.random.default_rng(0).integers(0, 256, (1, height, width, 3), dtype=np.uint8)
         x = prepare_input(frame, self.input_spec)
-        times = []
-        for index in range(warmup + runs):
-            start = time.perf_counter()
-            self.invoke(x)
-            if index >= warmup:
-                times.append((time.perf_counter() - start) * 1000)
-        return statistics.median(times)
+        return median_ms(lambda: self.invoke(x), runs, warmup)
 
     @property
     def frame_size(self) -> tuple[int, int]:

@@ -1,7 +1,8 @@
 """ONNX -> TFLite through onnx2tf: fp32, fp16, dynamic-range int8, full-integer int8, int16x8.
 
 onnx2tf runs in a child process (`python -m conversion.tflite_export ...`): it imports
-TensorFlow, which must not share a process with coremltools/triton (../shared/NOTES.md), and
+TensorFlow, which must not share a process with triton (torch.export imports it: the pair
+segfaults, see conversion/child_process.py), and
 its logs go to a file instead of the user's terminal. The child is made offline-safe:
   - onnx2tf downloads `calibration_image_sample_data_20x128x128x3_float32.npy` for its own
     test inference unless that file is in the working directory: we write it from the real
@@ -19,33 +20,29 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from training.presets import MEAN, STD
+from conversion.child_process import run_converter
+from training.preprocessing import MEAN, STD
 
 SAMPLE_FILE = "calibration_image_sample_data_20x128x128x3_float32.npy"
-# onnx2tf's file suffix -> our precision name.
 # int8 weight scales onnx2tf offers: one per output channel (accurate) or one per tensor.
 WEIGHT_GRANULARITIES = ("per-channel", "per-tensor")
-VARIANTS = {"float32": "fp32", "float16": "fp16", "dynamic_range_quant": "dynamic-int8",
-            "full_integer_quant": "int8", "full_integer_quant_with_int16_act": "int16x8"}
+# The one table of TFLite variants: precision -> (onnx2tf's file suffix, our file suffix).
+# Every exporter, the deployment benchmark and the apps' asset names follow it.
+VARIANTS = {"fp32": ("float32", "fp32"), "fp16": ("float16", "fp16"),
+            "dynamic-int8": ("dynamic_range_quant", "dynamic_int8"),
+            "int8": ("full_integer_quant", "int8"),
+            "int16x8": ("full_integer_quant_with_int16_act", "int16x8")}
+SHIPPED = ("fp32", "fp16", "dynamic-int8", "int8")  # int16x8 only with --int16
 
 
-class ConversionError(RuntimeError):
-    """A converter failed; the message carries the end of its log."""
-
-
-def _log_tail(log: Path, lines: int = 15) -> str:
-    try:
-        text = log.read_text(errors="replace").splitlines()
-    except OSError:
-        return "(no log)"
-    useful = [line for line in text if line.strip() and "TensorSpec" not in line]
-    return "\n".join(useful[-lines:])
+def file_suffix(precision: str) -> str:
+    """`model_<suffix>.tflite`: the name a variant's file gets."""
+    return VARIANTS[precision][1]
 
 
 def convert_to_tflite(onnx_path: Path, work_dir: Path, calibration: np.ndarray, *,
@@ -61,28 +58,18 @@ def convert_to_tflite(onnx_path: Path, work_dir: Path, calibration: np.ndarray, 
     calib_path = work_dir / "calibration.npy"
     np.save(calib_path, calibration.astype(np.float32) / 255.0)  # onnx2tf wants 0..1
     out_dir, log = work_dir / "tflite", work_dir / "onnx2tf.log"
-    command = [sys.executable, "-m", "conversion.tflite_export", "--onnx", str(onnx_path),
-               "--calib", str(calib_path), "--out", str(out_dir)]
-    command += ["--fold-normalization"] * fold_normalization + ["--int16"] * int16
-    command += ["--quant-type", weight_granularity]
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [
-        str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH")])))
-    with open(log, "w") as stream:
-        try:
-            done = subprocess.run(command, cwd=work_dir, stdout=stream, stderr=subprocess.STDOUT,
-                                  env=env, timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            raise ConversionError(f"onnx2tf did not finish in {timeout_s:.0f} s; log: {log}") \
-                from None
+    args = ["--onnx", str(onnx_path), "--calib", str(calib_path), "--out", str(out_dir)]
+    args += ["--fold-normalization"] * fold_normalization + ["--int16"] * int16
+    args += ["--quant-type", weight_granularity]
+    fp32 = out_dir / f"{Path(onnx_path).stem}_float32.tflite"
+    run_converter("onnx2tf", "conversion.tflite_export", args, log, cwd=work_dir,
+                  timeout_s=timeout_s, succeeded=fp32.is_file)
     produced = {}
     stem = Path(onnx_path).stem
-    for suffix, precision in VARIANTS.items():
+    for precision, (suffix, _) in VARIANTS.items():
         path = out_dir / f"{stem}_{suffix}.tflite"
         if path.is_file() and path.stat().st_size > 0:  # empty: skipped on purpose
             produced[precision] = path
-    if done.returncode != 0 or "fp32" not in produced:
-        raise ConversionError(f"onnx2tf failed (exit {done.returncode}); end of {log}:\n"
-                              f"{_log_tail(log)}")
     return produced
 
 

@@ -3,7 +3,7 @@
 A parity check on an undecided model proves nothing: where fp32's top-1 and top-2 logits
 almost tie, int8 rounding alone swaps them, so a barely trained model fails the int8 gate
 however good the converter is, and passes it by luck on another CPU. This fixture is trained
-by the project's own training code (`training.train.run` with `RECIPE`) and committed, so
+by the project's own training code (`training.fit.run` with `RECIPE`) and committed, so
 every machine tests the same weights: oneDNN picks other convolution kernels on other CPUs
 (see `training/machine.py`), and the same recipe ends with other weights on each.
 
@@ -65,9 +65,9 @@ def fixture_config(seed: int = 0, progress: bool = False) -> dict:
 
 def train_fixture(work: Path, seed: int = 0, progress: bool = False) -> tuple[Path, float]:
     """Train the recipe into `work`; returns (last.pth, training seconds)."""
-    from training import train
+    from training import fit
     started = time.perf_counter()
-    summary = train.run(dict(fixture_config(seed, progress), output_dir=str(work)))
+    summary = fit.run(dict(fixture_config(seed, progress), output_dir=str(work)))
     return Path(summary["last"]), time.perf_counter() - started
 
 

@@ -1,24 +1,22 @@
 """The demo apps expect what conversion.export writes.
 
 The apps declare their expectations once, in their own source (android_demo's AppContract.kt,
-ios_demo's AppContract.swift; parsed by android_demo/tools/app_constants.py). These tests hold
+ios_demo's AppContract.swift; parsed by conversion/apps.py). These tests hold
 them against conversion/contract.py, against the file names and I/O blocks the exporters
 produce (one real TFLite export of the tiny trained student), and they re-derive the
 committed golden vectors with today's conversion code so the vectors cannot go stale.
 """
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from conversion import contract as contracts
-from conversion import coreml_export, export
-from conversion.pipeline import TFLITE_FILES
+from conversion import apps, coreml_export
+from conversion.tflite_export import file_suffix
 from training.models import STUDENTS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,19 +24,9 @@ TOOLS = ROOT / "android_demo" / "tools"
 STUDENT = "deeplabv3lite_mobilenetv2"
 
 
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(name, TOOLS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-app_constants = _load("app_constants")
-copy_assets = _load("copy_assets")
-KOTLIN = app_constants.kotlin_constants()
-SWIFT = app_constants.swift_constants()
-GOLDEN = app_constants.GOLDEN_DIR
+KOTLIN = apps.kotlin_constants()
+SWIFT = apps.swift_constants()
+GOLDEN = apps.GOLDEN_DIR
 
 
 def test_both_apps_read_the_schema_version_conversion_writes():
@@ -48,7 +36,7 @@ def test_both_apps_read_the_schema_version_conversion_writes():
 
 def test_asset_names_follow_the_exporters_naming():
     assert STUDENT in STUDENTS
-    assert KOTLIN["MODEL_ASSET"] == f"{STUDENT}_{TFLITE_FILES['int8']}.tflite"
+    assert KOTLIN["MODEL_ASSET"] == f"{STUDENT}_{file_suffix('int8')}.tflite"
     assert KOTLIN["CONTRACT_SUFFIX"] == SWIFT["contractSuffix"] == contracts.SUFFIX
     assert KOTLIN["CONTRACT_ASSET"] == contracts.contract_path(KOTLIN["MODEL_ASSET"]).name
     assert SWIFT["modelPackage"] == f"{STUDENT}_{coreml_export.SUFFIXES['fp16']}.mlpackage"
@@ -131,7 +119,7 @@ def test_a_real_export_writes_the_assets_the_android_app_reads(exported_student)
 
 def test_copy_assets_takes_the_latest_export_into_the_app(exported_student, tmp_path):
     dest = tmp_path / "assets"
-    copy_assets.copy("android", exported_student.parent, dest)
+    apps.copy("android", exported_student.parent, dest)
     assert sorted(p.name for p in dest.iterdir()) == sorted([KOTLIN["MODEL_ASSET"],
                                                               KOTLIN["CONTRACT_ASSET"]])
     assert (dest / KOTLIN["MODEL_ASSET"]).read_bytes() == \
@@ -139,13 +127,13 @@ def test_copy_assets_takes_the_latest_export_into_the_app(exported_student, tmp_
 
 
 def test_copy_assets_refuses_with_one_clear_line(tmp_path, golden):
-    with pytest.raises(copy_assets.AssetError, match="no deeplabv3lite_mobilenetv2_int8.tflite"):
-        copy_assets.copy("android", tmp_path, tmp_path / "assets")
+    with pytest.raises(apps.AssetError, match="no deeplabv3lite_mobilenetv2_int8.tflite"):
+        apps.copy("android", tmp_path, tmp_path / "assets")
     export_dir = tmp_path / "artifacts" / "future"
     export_dir.mkdir(parents=True)
     (export_dir / KOTLIN["MODEL_ASSET"]).write_bytes(b"not a model")
     future = dict(golden["contract"], schema_version=contracts.SCHEMA_VERSION + 1)
     (export_dir / KOTLIN["CONTRACT_ASSET"]).write_text(json.dumps(future))
-    with pytest.raises(copy_assets.AssetError, match="schema_version"):
-        copy_assets.copy("android", tmp_path / "artifacts", tmp_path / "assets")
+    with pytest.raises(apps.AssetError, match="schema_version"):
+        apps.copy("android", tmp_path / "artifacts", tmp_path / "assets")
     assert not (tmp_path / "assets").exists()

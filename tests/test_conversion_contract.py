@@ -12,7 +12,7 @@ from conversion import contract as contracts
 from conversion.calibration import anchor_pixel_range
 from conversion.parity import parse_thresholds
 from training.errors import UserError
-from training.presets import MEAN, STD
+from training.preprocessing import MEAN, STD
 
 
 def good_contract() -> dict:

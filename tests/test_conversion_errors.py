@@ -104,7 +104,7 @@ def test_held_out_data_with_other_classes(parity_student, tmp_path, capsys):
 @pytest.mark.parametrize("granularity", ["per-channel", "per-tensor"])
 def test_int8_weight_granularity_reaches_onnx2tf(tmp_path, monkeypatch, granularity):
     """--int8-weights travels from the CLI to the onnx2tf child's quant_type."""
-    from conversion import tflite_export
+    from conversion import child_process, tflite_export
     settings = export.settings_from(export.build_parser().parse_args(
         ["--target", "tflite", "--int8-weights", granularity]))
     assert settings.weight_granularity == granularity
@@ -114,8 +114,8 @@ def test_int8_weight_granularity_reaches_onnx2tf(tmp_path, monkeypatch, granular
         seen["command"] = command
         return type("Done", (), {"returncode": 1})()
 
-    monkeypatch.setattr(tflite_export.subprocess, "run", fake_run)
-    with pytest.raises(tflite_export.ConversionError):
+    monkeypatch.setattr(child_process.subprocess, "run", fake_run)
+    with pytest.raises(child_process.ConversionError):
         tflite_export.convert_to_tflite(tmp_path / "m.onnx", tmp_path, np.zeros((1, 8, 8, 3)),
                                         fold_normalization=False,
                                         weight_granularity=settings.weight_granularity)

@@ -22,6 +22,7 @@ from conversion import export
 from conversion.calibration import ImageSet, load_held_out
 from conversion.parity import DEFAULT_THRESHOLDS, precision_class
 from conversion.runtimes import LiteRTRuntime, OnnxRuntime
+from conversion.tflite_export import SHIPPED, file_suffix
 from training.checkpoint import model_from_checkpoint
 from training.io import file_sha256
 from tests.conftest import TINY_DATASET, TINY_INPUT_SIZE
@@ -31,7 +32,7 @@ REPORT_KEYS = {"file", "target", "precision", "agreement", "max_abs_err", "miou_
                "miou_reference", "size_mb", "latency_ms", "threads", "passed",
                "per_class_iou_delta", "agreement_confident", "confident_share"}
 NAME = "deeplabv3lite_mobilenetv2"
-TFLITE = {"fp32": "fp32", "fp16": "fp16", "dynamic-int8": "dynamic_int8", "int8": "int8"}
+TFLITE = {precision: file_suffix(precision) for precision in SHIPPED}
 
 
 @pytest.fixture(scope="module")
@@ -75,8 +76,8 @@ def test_parity_report_has_every_key_and_marks_everything_passed(exported_studen
 
 
 @pytest.mark.parametrize("precision", list(TFLITE))
-def test_tflite_runs_in_ai_edge_litert_within_thresholds(exported_student, precision, held_out_frames,
-                                                         torch_logits):
+def test_tflite_runs_in_ai_edge_litert_within_thresholds(exported_student, precision,
+                                                         held_out_frames, torch_logits):
     path = exported_student / f"{NAME}_{TFLITE[precision]}.tflite"
     contract = contracts.load_contract(path)
     runtime = LiteRTRuntime(path, threads=2)
@@ -103,7 +104,8 @@ def test_full_int8_has_int8_input_and_output_and_a_small_file(exported_student):
     assert (exported_student / f"{NAME}_int8.tflite").stat().st_size < 0.35 * fp32
 
 
-def test_onnx_has_opset_17_and_matches_in_onnxruntime(exported_student, held_out_frames, torch_logits):
+def test_onnx_has_opset_17_and_matches_in_onnxruntime(exported_student, held_out_frames,
+                                                      torch_logits):
     import onnx
     path = exported_student / f"{NAME}_fp32.onnx"
     model = onnx.load(str(path))

@@ -37,9 +37,11 @@ def test_a_failing_threshold_exits_non_zero_and_leaves_the_directory_alone(
     after = {p.name: _fingerprint(p) for p in out.iterdir() if p.name in before}
     assert after == before  # same inode, same mtime, same bytes: not replaced
     assert not [p for p in out.iterdir() if p.name.startswith(".export-")]
-    entry = next(e for e in json.loads((out / "parity.json").read_text())["artifacts"]
-                 if e["file"] == ONNX)
+    artifacts = json.loads((out / "parity.json").read_text())["artifacts"]
+    entry = next(e for e in artifacts if e["file"] == ONNX and not e.get("earlier_run"))
     assert entry["passed"] is False and entry["placed"] is False
+    # The earlier, placed file is still there, and still listed as such.
+    assert [e["passed"] for e in artifacts if e.get("earlier_run")] == [True]
     assert any("max_abs_err" in failure for failure in entry["failures"])
 
 

@@ -7,7 +7,7 @@ from torchvision import tv_tensors
 
 from training.data import CITYSCAPES_CLASSES, DataError, generate_scene, parse_dataset_spec
 from training.data.appearance import CONDITIONS
-from training.presets import IGNORE_INDEX
+from training.preprocessing import IGNORE_INDEX
 
 SIZE = (64, 128)
 

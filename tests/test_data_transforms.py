@@ -6,7 +6,7 @@ import torch.nn.functional as nnf
 from torchvision import tv_tensors
 
 from training.data import DenseTarget, eval_transforms, train_transforms
-from training.presets import IGNORE_INDEX, MEAN, STD
+from training.preprocessing import IGNORE_INDEX, MEAN, STD
 
 SIZE = (64, 128)
 # Eight classes coloured by the RGB cube's corners: far apart, so a pixel's colour names its class.
@@ -69,25 +69,24 @@ def test_alignment_check_catches_a_flip_of_the_image_alone():
     assert wrong > 0.3
 
 
-def test_colour_jitter_changes_only_the_image():
+def _only(sample: int, rotation_deg: float = 0, jitter=(0, 0, 0)):
+    """Sample `sample` through the training transform with only one augmentation on."""
     torch.manual_seed(0)
-    source_image, source_mask = colour_coded_sample(1)
-    transform = train_transforms(
-        SIZE, scale_range=(1, 1), rotation_deg=0, hflip=False, jitter=(0.5, 0.5, 0.5)
-    )
-    image, mask = transform(source_image, source_mask)
+    image, mask = colour_coded_sample(sample)
+    transform = train_transforms(SIZE, scale_range=(1, 1), rotation_deg=rotation_deg,
+                                 hflip=False, jitter=jitter)
+    return (image, mask), transform(image, mask)
+
+
+def test_colour_jitter_changes_only_the_image():
+    (source_image, source_mask), (image, mask) = _only(1, jitter=(0.5, 0.5, 0.5))
     plain, _ = eval_transforms()(source_image, source_mask)
     assert torch.equal(mask, source_mask)
     assert not torch.allclose(image, plain)
 
 
 def test_rotation_fills_corners_with_ignore():
-    torch.manual_seed(0)
-    image, mask = colour_coded_sample(2)
-    transform = train_transforms(
-        SIZE, scale_range=(1, 1), rotation_deg=30, hflip=False, jitter=(0, 0, 0)
-    )
-    out_image, out_mask = transform(image, mask)
+    (image, mask), (out_image, out_mask) = _only(2, rotation_deg=30)
     filled = out_mask == IGNORE_INDEX
     assert filled.float().mean() > 0.01
     assert filled[0, 0] or filled[0, -1] or filled[-1, 0] or filled[-1, -1]

@@ -7,11 +7,11 @@ import pytest
 import torch
 from torch import nn
 
-from training import distill, train
+from training import distill, fit
 from training.checkpoint import load_checkpoint
 from training.data import eval_transforms, parse_dataset_spec, train_transforms
 from training.errors import UserError
-from training.losses import SupervisedTask
+from training.tasks import SupervisedTask
 from training.sampling import AugmentedDataset
 from training.soft_labels import build_or_load_cache, cache_key
 
@@ -81,20 +81,20 @@ def test_nan_losses_are_skipped_then_stop_training(tmp_path, monkeypatch):
         loss = original(self, outputs, masks)
         return loss * float("nan") if calls["n"] == 2 else loss
     monkeypatch.setattr(SupervisedTask, "hard_loss", nan_on_second_call)
-    summary = train.run(config(tmp_path, name="one_nan"))
+    summary = fit.run(config(tmp_path, name="one_nan"))
     assert load_checkpoint(summary["last"])["global_step"] == 3  # 4 batches, 1 skipped
 
     monkeypatch.setattr(SupervisedTask, "hard_loss",
                         lambda self, outputs, masks: original(self, outputs, masks) * torch.inf)
     with pytest.raises(UserError, match="2 non-finite losses in a row"):
-        train.run(config(tmp_path, name="all_nan", max_bad_steps=2))
+        fit.run(config(tmp_path, name="all_nan", max_bad_steps=2))
     assert not (tmp_path / "all_nan" / "last.pth").exists()
 
 
 @pytest.fixture(scope="module")
 def tiny_teacher(tmp_path_factory):
     root = tmp_path_factory.mktemp("teacher")
-    summary = train.run(config(root, name="teacher", epochs=2, lr=5e-3, **NO_AUGMENT))
+    summary = fit.run(config(root, name="teacher", epochs=2, lr=5e-3, **NO_AUGMENT))
     return summary["best"]
 
 

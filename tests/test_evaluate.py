@@ -54,10 +54,10 @@ def fake_peak_memory(factory, input_size, threads):
 
 
 def test_evaluate_writes_table_json_csv_and_figures(two_runs, tmp_path, capsys, monkeypatch):
-    from training import evaluate
+    from training import evaluate, evaluation
     paths, models = two_runs
     fake_peak_memory.rebuilt = []
-    monkeypatch.setattr(evaluate, "measure_peak_memory_mb", fake_peak_memory)
+    monkeypatch.setattr(evaluation, "measure_peak_memory_mb", fake_peak_memory)
     out, extra = tmp_path / "eval", tmp_path / "extra" / "results.json"
     rows = evaluate.main(["--checkpoints", *map(str, paths), *FAST, "--max-images", "3",
                           "--latency-runs", "1", "--out", str(out), "--json", str(extra)])

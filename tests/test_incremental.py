@@ -5,16 +5,18 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from training.checkpoint import (dataset_record, load_checkpoint, make_checkpoint, model_from_checkpoint)
+from training.checkpoint import dataset_record, load_checkpoint, make_checkpoint, \
+    model_from_checkpoint
 from training.config import DEFAULTS
-from training.continual import ContinualTask, estimate_fisher, ewc_penalty, extend_class_list, \
-    grow_classifier
+from training.continual.classes import extend_class_list, grow_classifier
+from training.continual.ewc import ContinualTask, estimate_fisher, ewc_penalty
 from training.data import eval_transforms, parse_dataset_spec
 from training.errors import UserError, run_cli
-from training.incremental import increment, main
+from training.continual.increment import increment
+from training.incremental import main
 from training.io import atomic_save
 from training.models import build_model
-from training.replay import ReplayMemory, select_class_balanced
+from training.continual.replay import ReplayMemory, select_class_balanced
 
 SPEC = "synthetic:size=64x128,train=8,val=4,seed=0"
 NEW = "synthetic:size=64x128,train=8,val=4,seed=1,condition=fog+rain"

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from training.losses import DistillationTask, SupervisedTask, channel_wise_divergence, \
+from training.tasks import DistillationTask, SupervisedTask, channel_wise_divergence, \
     pixel_kl_divergence
 
 

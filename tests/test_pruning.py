@@ -16,7 +16,7 @@ from training.errors import UserError
 from training.io import atomic_save
 from training.models import STUDENTS, build_model, count_parameters
 from training.profiling import count_flops
-from training.pruning import prune, sparsity
+from training.compression.pruning import prune, sparsity
 
 SIZE = (64, 128)
 DATASET = "synthetic:size=64x128,train=8,val=4,test=0,seed=3"
@@ -135,7 +135,7 @@ def test_cli_prunes_and_finetunes_with_distillation(tmp_path):
     loaded = model_from_checkpoint(out)
     assert count_parameters(loaded) == result["params_after"]
     assert torch.load(out, weights_only=True)["epoch"] >= 1  # went through the trainer
-    # A pruned run resumes with its own shapes (train.run rebuilds it from the checkpoint).
+    # A pruned run resumes with its own shapes (fit.run rebuilds it from the checkpoint).
     from training import train
     summary = train.main(["--resume", str(tmp_path / "pruned_finetune" / "last.pth"),
                           "--epochs", "2"])

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from conversion.onnx_export import DeployWrapper, export_onnx
 from training import quantize as quantize_cli
 from training.models import STUDENTS, build_model
-from training.quantization import attach, fake_quant_weight
+from training.compression.quantization import attach, fake_quant_weight
 
 SIZE = (64, 128)
 
@@ -82,11 +82,12 @@ def test_pt2e_static_ptq_quantizes_and_keeps_a_trained_models_predictions(parity
     from torch.utils.data import DataLoader
 
     from training.checkpoint import load_checkpoint, model_from_checkpoint
-    from training.pt2e import quantize_static
+    from training.compression.pt2e import quantize_static
     checkpoint = load_checkpoint(parity_student)
     model = model_from_checkpoint(checkpoint).eval()
-    train, val, spec = quantize_cli.loaders(checkpoint)
-    calibration = quantize_cli.first_batches(train, 2)
+    from training.compression.runs import first_batches, loaders
+    train, val, spec = loaders(checkpoint)
+    calibration = first_batches(train, 2)
     quantized = quantize_static(model, calibration, example=calibration[0][0])
     ops = {str(node.target) for node in quantized.graph.graph.nodes}
     assert any("quantize_per_tensor" in op for op in ops)

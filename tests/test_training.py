@@ -3,14 +3,12 @@ import csv
 import os
 import pickle
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-from training import train
+from training import fit
 from training.checkpoint import load_checkpoint
 from training.config import DEFAULTS
 from training.errors import UserError
@@ -34,7 +32,7 @@ def train_losses(run_dir: Path) -> list[float]:
 
 
 def test_a_few_steps_reduce_the_loss(tmp_path):
-    summary = train.run(config(tmp_path, epochs=4, lr=5e-3, **NO_AUGMENT))
+    summary = fit.run(config(tmp_path, epochs=4, lr=5e-3, **NO_AUGMENT))
     losses = train_losses(Path(summary["run_dir"]))
     assert len(losses) == 4 and losses[-1] < 0.8 * losses[0]
     checkpoint = load_checkpoint(summary["last"])
@@ -45,16 +43,16 @@ def test_a_few_steps_reduce_the_loss(tmp_path):
 
 def test_resume_after_interrupt_is_bit_identical(tmp_path):
     settings = dict(epochs=2, accum_steps=2, lr=2e-3)  # 2 optimizer steps per epoch
-    reference = train.run(config(tmp_path, name="straight", **settings))
+    reference = fit.run(config(tmp_path, name="straight", **settings))
 
     def interrupt_at_step_3(trainer):
         if trainer.global_step == 3:
             os.kill(os.getpid(), signal.SIGINT)  # the real signal path saves last.pth
-    stopped = train.run(config(tmp_path, name="split", **settings), on_step=interrupt_at_step_3)
+    stopped = fit.run(config(tmp_path, name="split", **settings), on_step=interrupt_at_step_3)
     assert stopped["interrupted"]
     partial = load_checkpoint(stopped["last"])
     assert (partial["epoch"], partial["global_step"]) == (1, 3)
-    resumed = train.run(dict(partial["config"]), resume=Path(stopped["last"]))
+    resumed = fit.run(dict(partial["config"]), resume=Path(stopped["last"]))
     assert not resumed["interrupted"]
     final, expected = load_checkpoint(resumed["last"])["model"], \
         load_checkpoint(reference["last"])["model"]
@@ -64,12 +62,12 @@ def test_resume_after_interrupt_is_bit_identical(tmp_path):
 
 def test_bad_training_settings_are_refused(tmp_path):
     with pytest.raises(UserError, match="accum_steps 9 exceeds the 4 batches"):
-        train.run(config(tmp_path, accum_steps=9))
+        fit.run(config(tmp_path, accum_steps=9))
     with pytest.raises(UserError, match="batch size 16 is larger than the 8 training samples"):
-        train.run(config(tmp_path, batch_size=16))
+        fit.run(config(tmp_path, batch_size=16))
     from training.config import validate_config
-    for key, value, message in (("batch_size", 0, "batch size must be at least 1"),
-                                ("accum_steps", 0, "accum_steps must be at least 1")):
+    for key, value, message in (("batch_size", 0, "batch_size: must be at least 1, got 0"),
+                                ("accum_steps", 0, "accum_steps: must be at least 1, got 0")):
         with pytest.raises(UserError, match=message):
             validate_config(config(tmp_path, **{key: value}))
 
@@ -102,8 +100,8 @@ def test_teacher_with_other_classes_is_refused(tmp_path):
     record = {"spec": "folder:x", "name": "folder", "class_names": ["a", "b", "c"],
               "palette": [[0, 0, 0]] * 3, "ignore_index": 255, "num_classes": 3}
     atomic_save(make_checkpoint(teacher, record, {}), tmp_path / "teacher.pth")
-    with pytest.raises(UserError, match="trained for 3 classes .* has 19"):
-        train.run(config(tmp_path, teacher=str(tmp_path / "teacher.pth")), distill=True)
+    with pytest.raises(UserError, match="predicts 3 classes .* has 19"):
+        fit.run(config(tmp_path, teacher=str(tmp_path / "teacher.pth")), distill=True)
 
 
 def test_atomic_save_keeps_the_old_file_when_writing_fails(tmp_path):
@@ -152,7 +150,7 @@ def test_bf16_auto_is_off_when_onednn_is_capped_below_bf16(monkeypatch):
 
 
 def test_label_smoothing_reaches_the_loss():
-    from training.losses import SupervisedTask
+    from training.tasks import SupervisedTask
 
     class Constant(torch.nn.Module):
         def forward(self, x, all_outputs=False):

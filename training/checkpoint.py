@@ -13,6 +13,7 @@ from __future__ import annotations
 import pickle
 import random
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,7 @@ from torch import nn
 
 from training.errors import UserError
 from training.models import build_model
+from training.models.shapes import reshape_to_record
 
 FORMAT_VERSION = 1
 
@@ -89,7 +91,6 @@ def model_from_checkpoint(checkpoint: dict | str | Path) -> nn.Module:
         raise UserError(f"checkpoint architecture {arch.get('name')!r} cannot be rebuilt: "
                         f"{exc}") from None
     if pruned is not None:
-        from training.pruning import reshape_to_record
         model = reshape_to_record(model, pruned)
         model.arch = dict(checkpoint["arch"])
     expected, given = set(model.state_dict()), set(checkpoint["model"])
@@ -129,3 +130,49 @@ def make_checkpoint(model: nn.Module, dataset: dict, config: dict, **training_st
     model = unwrap(model)
     return {"format": FORMAT_VERSION, "arch": dict(model.arch), "model": model.state_dict(),
             "dataset": dataset, "config": config, **training_state}
+
+
+def check_classes(what: str, record: dict, dataset: dict) -> None:
+    """Refuse a checkpoint (teacher, resumed run, model to evaluate or export) whose classes
+    are not the dataset's: its IoUs would be nonsense. `record` and `dataset` are
+    `dataset_record` dicts; the message names the first class that differs."""
+    names, wanted = list(record.get("class_names") or []), list(dataset["class_names"])
+    count = int(record.get("num_classes", len(names)))
+    trained_on = record.get("spec") or record.get("name") or "an unrecorded dataset"
+    if count != len(wanted):
+        raise UserError(f"{what} predicts {count} classes (trained on {trained_on}) but the "
+                        f"dataset {dataset.get('spec') or dataset.get('name')!r} has "
+                        f"{len(wanted)}; use it with its own dataset")
+    if names and names != wanted:
+        index = next(i for i, (a, b) in enumerate(zip(names, wanted)) if a != b)
+        raise UserError(f"{what} (trained on {trained_on}) and the dataset "
+                        f"{dataset.get('spec') or dataset.get('name')!r} name class {index} "
+                        f"differently: {names[index]!r} vs {wanted[index]!r}")
+
+
+@dataclass(frozen=True)
+class Context:
+    """What every tool reads from a checkpoint besides its weights, in one place."""
+
+    dataset: str  # the dataset spec it was trained on
+    input_size: tuple[int, int]  # its training input size (or the caller's override)
+    batch_size: int
+    class_names: list[str]
+    ignore_index: int
+
+
+def context(checkpoint: dict, path: str | Path = "the checkpoint",
+            input_size=None) -> Context:
+    """The checkpoint's dataset spec, input size and batch size. There is no silent fallback:
+    a checkpoint that records no input size needs `input_size` (the tools' --input-size)."""
+    config, record = checkpoint.get("config") or {}, checkpoint.get("dataset") or {}
+    if not record.get("spec") or "class_names" not in record:
+        raise UserError(f"{path} records no dataset; it was not written by this project's "
+                        f"training code")
+    size = input_size or config.get("input_size")
+    if not size:
+        raise UserError(f"{path} records no input_size; pass --input-size H W")
+    return Context(dataset=record["spec"], input_size=(int(size[0]), int(size[1])),
+                   batch_size=int(config.get("batch_size", 8)),
+                   class_names=list(record["class_names"]),
+                   ignore_index=int(record.get("ignore_index", 255)))

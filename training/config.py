@@ -1,7 +1,10 @@
 """Training configuration: defaults < YAML file (`--config`) < command-line flags.
 
-The resolved config is written as `config.yaml` into the run directory and stored in every
-checkpoint, so a run can always be traced back to exactly what it did.
+Every key has a declared type (`TYPES`): `lr: 1e-3` is a number (YAML 1.2, not PyYAML's 1.1
+string), `epochs: 1.5` and `aux_loss: maybe` are refused, and every error names its file
+and key (`configs/x.yaml: lr: expected a number, got 'fast'`). The resolved config is written as
+`config.yaml` into the run directory and stored in every checkpoint, so a run can always be
+traced back to exactly what it did; it records only what the run used.
 """
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ from pathlib import Path
 import yaml
 
 from training.errors import UserError
+from training.io import atomic_write_text, read_yaml
 
 DEFAULTS: dict = {
     # what to train
@@ -29,16 +33,135 @@ DEFAULTS: dict = {
     "seed": 0, "device": "auto", "bf16": False, "channels_last": False, "sync_bn": False,
     "eval_every": 1, "progress": True,
     # distillation (training.distill)
-    "teacher": None, "teacher_config": None, "alpha": 0.5, "temperature": 2.0, "soft_labels": "online", "kd_loss": "kl",
-    "teacher_bf16": False, "cache_dir": ".cache/soft_labels",
+    "teacher": None, "teacher_config": None, "alpha": 0.5, "temperature": 2.0,
+    "soft_labels": "online", "kd_loss": "kl", "teacher_bf16": False,
+    "cache_dir": ".cache/soft_labels",
 }
 
 CHOICES = {"lr_schedule": ("step", "poly", "cosine"), "soft_labels": ("online", "cached"),
            "kd_loss": ("kl", "cwd"), "device": ("auto", "cpu", "cuda")}
-
-
 # Keys that name, place or display a run without changing what it learns.
 COSMETIC = frozenset({"name", "output_dir", "progress", "workers", "teacher_config", "cache_dir"})
+# Keys only distillation reads: training.train refuses them, and a plain run does not record them.
+DISTILLATION = ("teacher", "teacher_config", "alpha", "temperature", "soft_labels", "kd_loss",
+                "teacher_bf16", "cache_dir")
+# What a resumed run may change: everything else continues as the checkpoint recorded it.
+RESUMABLE = ("epochs", "progress", "workers")
+
+
+# ---- declared types ----------------------------------------------------------------------
+
+def _shown(value) -> str:
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def _integer(value, minimum=None):
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"expected an integer, got {_shown(value)}")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"must be at least {minimum}, got {value}")
+    return value
+
+
+def _number(value, low=None, high=None, open_low=False, open_high=False):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"expected a number, got {_shown(value)}")
+    value = float(value)
+    if low is not None and (value < low or open_low and value == low):
+        raise ValueError(f"must be {'above' if open_low else 'at least'} {low:g}, got {value:g}")
+    if high is not None and (value > high or open_high and value == high):
+        raise ValueError(f"must be {'below' if open_high else 'at most'} {high:g}, "
+                         f"got {value:g}")
+    return value
+
+
+def _boolean(value):
+    if not isinstance(value, bool):
+        raise ValueError(f"expected true or false, got {_shown(value)}")
+    return value
+
+
+def _text(value):
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"expected a string, got {_shown(value)}")
+    return value
+
+
+def _optional(check):
+    return lambda value: None if value is None else check(value)
+
+
+def _numbers(count: int, what: str, check=_number):
+    def checked(value):
+        if not isinstance(value, (list, tuple)) or len(value) != count:
+            raise ValueError(f"expected {what}, got {_shown(value)}")
+        try:
+            return [check(item) for item in value]
+        except ValueError:
+            raise ValueError(f"expected {what}, got {_shown(value)}") from None
+    return checked
+
+
+def _choice(key: str):
+    def checked(value):
+        if value not in CHOICES[key]:
+            raise ValueError(f"must be one of {', '.join(CHOICES[key])}, got {_shown(value)}")
+        return value
+    return checked
+
+
+def _bf16(value):
+    if value in ("on", "off", "auto") or isinstance(value, bool):
+        return value
+    raise ValueError(f"expected on, off, auto or a boolean, got {_shown(value)}")
+
+
+def _positive_int(value):
+    return _integer(value, 1)
+
+
+TYPES = {
+    "name": _optional(_text), "output_dir": _text, "model": _text,
+    "output_stride": _integer, "backbone_weights": _text, "aux_loss": _boolean,
+    "dropout": lambda v: _number(v, 0, 1, open_high=True),
+    "dataset": _text,
+    "input_size": _numbers(2, "[H, W] (two positive integers)",
+                           lambda v: _integer(v, 1)),
+    "workers": lambda v: _integer(v, 0), "skip_corrupt": _boolean,
+    "scale_range": _numbers(2, "[low, high] (two numbers)"),
+    "rotation_deg": lambda v: _number(v, 0), "hflip": _boolean, "vflip": _boolean,
+    "jitter": _numbers(3, "[brightness, contrast, saturation] (three numbers)"),
+    "epochs": _positive_int, "batch_size": _positive_int, "accum_steps": _positive_int,
+    "lr": lambda v: _number(v, 0, open_low=True), "weight_decay": lambda v: _number(v, 0),
+    "lr_schedule": _choice("lr_schedule"), "lr_step_epochs": _positive_int,
+    "lr_gamma": lambda v: _number(v, 0, open_low=True),
+    "poly_power": lambda v: _number(v, 0, open_low=True),
+    "max_steps_per_epoch": _optional(_positive_int), "max_bad_steps": _positive_int,
+    "label_smoothing": lambda v: _number(v, 0, 1, open_high=True),
+    "seed": _integer, "device": _choice("device"), "bf16": _bf16, "channels_last": _boolean,
+    "sync_bn": _boolean, "eval_every": _positive_int, "progress": _boolean,
+    "teacher": _optional(_text), "teacher_config": _optional(_text),
+    "alpha": lambda v: _number(v, 0, 1), "temperature": lambda v: _number(v, 0, open_low=True),
+    "soft_labels": _choice("soft_labels"), "kd_loss": _choice("kd_loss"),
+    "teacher_bf16": _boolean, "cache_dir": _text,
+}
+assert set(TYPES) == set(DEFAULTS)
+
+
+def check_values(values: dict, where: str) -> dict:
+    """The values with their declared types (ints widened where a number is wanted); unknown
+    keys and wrong types raise one UserError naming `where` and the key."""
+    unknown = sorted(set(values) - set(DEFAULTS))
+    if unknown:
+        raise UserError(f"{where}: unknown config key {unknown[0]!r}; known keys: "
+                        f"{', '.join(sorted(DEFAULTS))}")
+    checked = {}
+    for key, value in values.items():
+        try:
+            checked[key] = TYPES[key](value)
+        except ValueError as exc:
+            raise UserError(f"{where}: {key}: {exc}") from None
+    return checked
 
 
 def learning_settings(config: dict, also_ignore=()) -> dict:
@@ -49,11 +172,16 @@ def learning_settings(config: dict, also_ignore=()) -> dict:
             if key not in skip}
 
 
+# ---- flags ---------------------------------------------------------------------------------
+
 def add_config_arguments(parser: argparse.ArgumentParser, distillation: bool = False) -> None:
     """Flags for every config key; unset flags do not override the YAML file."""
     s = argparse.SUPPRESS
     parser.add_argument("--config", type=Path, help="YAML file with any of the keys below")
-    parser.add_argument("--resume", type=Path, help="continue a run from its last.pth")
+    parser.add_argument("--resume", type=Path,
+                        help="continue a run from its last.pth, as it was configured; only "
+                             + ", ".join(f"--{k.replace('_', '-')}" for k in RESUMABLE)
+                             + " may change")
     group = parser.add_argument_group("model")
     group.add_argument("--name", default=s, help="run name (folder under --output-dir)")
     group.add_argument("--output-dir", default=s)
@@ -66,14 +194,14 @@ def add_config_arguments(parser: argparse.ArgumentParser, distillation: bool = F
                        help="synthetic[:k=v,...] | cityscapes:ROOT | camvid:ROOT | folder:ROOT")
     group.add_argument("--input-size", type=int, nargs=2, metavar=("H", "W"), default=s)
     group.add_argument("--workers", type=int, default=s)
-    group.add_argument("--skip-corrupt", action=argparse.BooleanOptionalAction, default=s)
+    group.add_argument("--skip-corrupt", action=argparse.BooleanOptionalAction, default=s,
+                       help="skip (and count) unreadable training and validation images")
     group.add_argument("--vflip", action=argparse.BooleanOptionalAction, default=s)
     group = parser.add_argument_group("optimisation")
     for flag, kind in (("--epochs", int), ("--batch-size", int), ("--accum-steps", int),
                        ("--lr", float), ("--weight-decay", float), ("--lr-step-epochs", int),
                        ("--lr-gamma", float), ("--max-steps-per-epoch", int), ("--seed", int),
-                       ("--label-smoothing", float),
-                       ("--eval-every", int)):
+                       ("--eval-every", int), ("--label-smoothing", float)):
         group.add_argument(flag, type=kind, default=s)
     group.add_argument("--lr-schedule", choices=CHOICES["lr_schedule"], default=s)
     group = parser.add_argument_group("execution")
@@ -97,29 +225,60 @@ def add_config_arguments(parser: argparse.ArgumentParser, distillation: bool = F
         group.add_argument("--cache-dir", default=s)
 
 
+def flag_values(args: argparse.Namespace) -> dict:
+    """The config keys the user set on the command line (unset flags are absent)."""
+    return {key: value for key, value in vars(args).items() if key in DEFAULTS}
+
+
+# ---- files and resolution -------------------------------------------------------------------
+
 def load_yaml(path: Path) -> dict:
-    if not path.is_file():
-        raise UserError(f"config file not found: {path}")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise UserError(f"config {path} is not valid YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise UserError(f"config {path} must be a mapping of keys to values")
-    return data
+    """A config file's keys with their declared types; unknown keys are refused."""
+    return check_values(read_yaml(path, "config"), str(path))
 
 
-def resolve_config(args: argparse.Namespace, overrides: dict | None = None) -> dict:
-    """DEFAULTS, then the YAML file, then `overrides`, then the flags the user gave."""
+def resolve_config(config_path: Path | None = None, overrides: dict | None = None,
+                   flags: dict | None = None, distillation: bool = True) -> dict:
+    """DEFAULTS, then the YAML file, then `overrides`, then the flags the user gave.
+
+    With distillation=False (training.train), distillation keys that would change what the
+    run learns are refused instead of being recorded and ignored."""
     config = dict(DEFAULTS)
-    layers = [load_yaml(args.config) if getattr(args, "config", None) else {}, overrides or {},
-              {k: v for k, v in vars(args).items() if k in DEFAULTS}]
-    for layer in layers:
-        unknown = sorted(set(layer) - set(DEFAULTS))
-        if unknown:
-            raise UserError(f"unknown config key {unknown[0]!r}; known keys: "
-                            f"{', '.join(sorted(DEFAULTS))}")
-        config.update(layer)
+    layers = [(load_yaml(config_path), str(config_path)) if config_path else ({}, ""),
+              (check_values(overrides or {}, "overrides"), "overrides"),
+              (check_values(flags or {}, "command line"), "command line")]
+    for values, where in layers:
+        if not distillation:
+            refuse_distillation_keys(values, where)
+        config.update(values)
+    validate_config(config)
+    return config
+
+
+def refuse_distillation_keys(values: dict, where: str) -> None:
+    used = [k for k in DISTILLATION if k in values and values[k] != DEFAULTS[k]
+            and k not in COSMETIC]
+    if used:
+        raise UserError(f"{where}: {used[0]} is a distillation setting, and training.train "
+                        f"trains without a teacher; use python -m training.distill")
+
+
+def resume_config(recorded: dict, flags: dict, config_path: Path | None, path: Path) -> dict:
+    """The config a resumed run continues with: the checkpoint's, changed only in RESUMABLE
+    keys. A flag or YAML value that contradicts it is refused, naming it."""
+    given = [(load_yaml(config_path), str(config_path))] if config_path else []
+    given.append((check_values(flags, "command line"), "command line"))
+    config = dict(DEFAULTS, **recorded)
+    for values, where in given:
+        for key, value in values.items():
+            if key in RESUMABLE:
+                config[key] = value
+            elif value != config.get(key):
+                flag = f"--{key.replace('_', '-')}" if where == "command line" else \
+                    f"{where}: {key}:"
+                raise UserError(f"{flag} {value!r} contradicts the checkpoint {path}, which "
+                                f"was trained with {config.get(key)!r}; --resume continues a "
+                                f"run as it was (only {', '.join(RESUMABLE)} may change)")
     validate_config(config)
     return config
 
@@ -128,43 +287,30 @@ def resolve_bf16(config: dict) -> None:
     """bf16 'on' / 'off' / 'auto' (or a YAML boolean) -> the boolean the run uses; 'auto' turns
     bf16 autocast and channels_last on where the CPU has native bf16 (training.machine)."""
     value = config["bf16"]
-    if isinstance(value, str):
-        if value not in ("on", "off", "auto"):
-            raise UserError(f"bf16 must be on, off, auto or a boolean, got {value!r}")
-        if value == "auto":
-            from training.machine import has_bf16
-            value = has_bf16() and config["device"] != "cuda"
-            if value:
-                config["channels_last"] = True
-        else:
-            value = value == "on"
+    if value == "auto":
+        from training.machine import has_bf16
+        value = has_bf16() and config["device"] != "cuda"
+        if value:
+            config["channels_last"] = True
+    elif isinstance(value, str):
+        value = value == "on"
     config["bf16"] = bool(value)
 
 
-def validate_config(config: dict) -> None:
+def validate_config(config: dict, where: str = "config") -> None:
+    """Types of every key, then the rules across keys; fills keys an older config lacks."""
+    for key, default in DEFAULTS.items():
+        config.setdefault(key, default)
+    config.update(check_values(config, where))
     resolve_bf16(config)
-    for key, allowed in CHOICES.items():
-        if config[key] not in allowed:
-            raise UserError(f"{key} must be one of {', '.join(allowed)}, got {config[key]!r}")
-    if int(config["batch_size"]) < 1:
-        raise UserError(f"batch size must be at least 1, got {config['batch_size']}")
-    if int(config["accum_steps"]) < 1:
-        raise UserError(f"accum_steps must be at least 1, got {config['accum_steps']}")
-    if int(config["epochs"]) < 1:
-        raise UserError(f"epochs must be at least 1, got {config['epochs']}")
-    if config["lr"] <= 0 or config["weight_decay"] < 0:
-        raise UserError("lr must be positive and weight_decay non-negative")
-    if not 0.0 <= float(config["alpha"]) <= 1.0:
-        raise UserError(f"alpha must be in [0, 1], got {config['alpha']}")
-    if float(config["temperature"]) <= 0:
-        raise UserError(f"temperature must be positive, got {config['temperature']}")
-    if not 0.0 <= float(config["label_smoothing"]) < 1.0:
-        raise UserError(f"label_smoothing must be in [0, 1), got {config['label_smoothing']}")
-    if config["lr_schedule"] == "step" and int(config["lr_step_epochs"]) < 1:
-        raise UserError("lr_step_epochs must be at least 1")
-    config["input_size"] = [int(v) for v in config["input_size"]]
+
+
+def recorded_config(config: dict, distill: bool) -> dict:
+    """What a run stores: a plain run leaves out the distillation keys it never read."""
+    if distill:
+        return config
+    return {key: value for key, value in config.items() if key not in DISTILLATION}
 
 
 def save_config(config: dict, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    atomic_write_text(path, yaml.safe_dump(config, sort_keys=False))

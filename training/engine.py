@@ -23,6 +23,7 @@ from tqdm import tqdm
 from training.checkpoint import make_checkpoint, restore_rng_state, rng_state
 from training.distributed import DistInfo, barrier, broadcast_flag
 from training.errors import UserError
+from training.data.loader import collate_skipping_none
 from training.evaluation import evaluate_model
 from training.io import atomic_save
 from training.sampling import ResumableSampler
@@ -30,14 +31,6 @@ from training.sampling import ResumableSampler
 
 class TrainingDiverged(RuntimeError):
     pass
-
-
-def select_device(name: str) -> torch.device:
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda was asked for, but no CUDA device is available")
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(name)
 
 
 def build_optimizer(model: nn.Module, lr: float, weight_decay: float) -> torch.optim.AdamW:
@@ -134,7 +127,7 @@ class Trainer:
                           num_workers=workers, drop_last=drop_last,
                           pin_memory=self.device.type == "cuda",
                           persistent_workers=False, multiprocessing_context="fork"
-                          if workers else None)
+                          if workers else None, collate_fn=collate_skipping_none)
 
     def _step_batch(self, batch) -> dict | None:
         """One micro-batch forward/backward; None when its loss is not finite."""
@@ -190,6 +183,9 @@ class Trainer:
         bar.close()
         elapsed = time.perf_counter() - start
         stats = {k: v / max(count, 1) for k, v in sums.items()}
+        skipped = getattr(getattr(self.train_set, "base", None), "skipped", 0)
+        if skipped:  # --skip-corrupt replaced them by the next good sample
+            tqdm.write(f"training skipped {skipped} corrupt sample(s) so far")
         stats.update(epoch_time_s=elapsed,
                      images_per_s=count * self.batch_size * self.dist.world_size / elapsed)
         return stats
@@ -216,10 +212,15 @@ class Trainer:
         if self.val_set is None or not self.dist.is_main:
             return {}
         loader = self._loader(self.val_set, None, self.batch_size, drop_last=False)
-        return evaluate_model(self.model, loader, self.dataset_info["num_classes"],
-                              self.dataset_info["ignore_index"], self.device,
-                              self.autocast_dtype if self.autocast_dtype == torch.bfloat16
-                              else None, progress=self.config["progress"])
+        metrics = evaluate_model(self.model, loader, self.dataset_info["num_classes"],
+                                 self.dataset_info["ignore_index"], self.device,
+                                 self.autocast_dtype if self.autocast_dtype == torch.bfloat16
+                                 else None, progress=self.config["progress"])
+        skipped = getattr(self.val_set, "skipped", 0)
+        if skipped:  # --skip-corrupt: left out of the metrics, counted here
+            metrics["skipped_corrupt"] = skipped
+            tqdm.write(f"validation left out {skipped} corrupt image(s) so far")
+        return metrics
 
     def fit(self) -> dict:
         previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -245,6 +246,7 @@ class Trainer:
                 self.save("last.pth")
                 return {"interrupted": True, "epoch": self.epoch, "step": self.global_step}
             self.epoch, self.batches_done = self.epoch + 1, 0
+            self.save("last.pth")  # the epoch is kept even if validation then fails
             evaluate_now = (self.epoch % int(self.config["eval_every"]) == 0
                             or self.epoch == self.config["epochs"])
             metrics = self.validate() if evaluate_now else {}
@@ -252,7 +254,8 @@ class Trainer:
             if metrics and metrics["miou"] > self.best_miou:
                 self.best_miou = metrics["miou"]
                 self.save("best.pth", metrics)
-            self.save("last.pth", metrics)
+            if metrics:
+                self.save("last.pth", metrics)
             barrier(self.dist)
         return {"interrupted": False, "best_miou": self.best_miou, "last_metrics": metrics,
                 "epochs": self.epoch_stats}

@@ -1,16 +1,24 @@
-"""File helpers every stage shares: atomic writes and content hashes.
+"""File helpers every stage shares: atomic writes, content hashes, YAML, output folders.
 
 An atomic write goes to a temporary file in the destination's folder, is fsynced, then
 renamed over the destination, so a crash or a full disk mid-write leaves the previous file
-intact, never a truncated one. Temporary files are named `.NAME.*.tmp`; `remove_stale_temporaries`
-clears the ones a killed process left behind.
+intact, never a truncated one. Temporary names carry the writer's process id
+(`.NAME.PID.*.tmp`), so `remove_stale` can tell what a killed process left behind from what a
+live one is still writing.
 """
 from __future__ import annotations
 
 import hashlib
 import os
+import re
+import shutil
+import sys
 import tempfile
 from pathlib import Path
+
+import yaml
+
+from training.errors import UserError
 
 
 def atomic_save(obj, path: str | Path, write=None) -> None:
@@ -20,7 +28,8 @@ def atomic_save(obj, path: str | Path, write=None) -> None:
         write = torch.save
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp",
+                                         dir=path.parent)
     try:
         with os.fdopen(handle, "wb") as stream:
             write(obj, stream)
@@ -43,3 +52,114 @@ def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
         while block := stream.read(chunk):
             digest.update(block)
     return digest.hexdigest()
+
+
+class _Yaml12Loader(yaml.SafeLoader):
+    """PyYAML follows YAML 1.1, where `1e-3` (no dot) is a string; YAML 1.2, and everyone who
+    writes a learning rate, reads it as a number. This loader resolves such scalars as floats."""
+
+
+_Yaml12Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+                  |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+                  |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+                  |[-+]?\.(?:inf|Inf|INF)
+                  |\.(?:nan|NaN|NAN))$""", re.X),
+    list("-+0123456789."))
+
+
+def read_yaml(path: str | Path, what: str = "YAML") -> dict:
+    """A YAML mapping (numbers as YAML 1.2 reads them); a missing file, bad YAML or a
+    non-mapping is one UserError naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{what} file not found: {path}")
+    try:
+        data = yaml.load(path.read_text(), Loader=_Yaml12Loader)
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise UserError(f"{what} {path} is not valid YAML: "
+                        f"{str(exc).splitlines()[0]}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UserError(f"{what} {path} must be a mapping of keys to values")
+    return data
+
+
+def prepare_output_dir(path: str | Path, what: str = "output directory") -> list[Path]:
+    """Create `path` if needed and prove it writable, before any slow work; returns the
+    folders it created (deepest first), so a caller that fails later can remove them."""
+    path = Path(path)
+    created, probe = [], path
+    while not probe.exists():
+        created.append(probe)
+        probe = probe.parent
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-"):
+            pass
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise PermissionError(13, "permission denied")
+    except OSError as exc:
+        remove_empty(created)
+        raise UserError(f"{what} {path} is not writable: {exc.strerror or exc}") from None
+    return created
+
+
+def prepare_output_file(path: str | Path, what: str = "output file") -> list[Path]:
+    """`prepare_output_dir` for the folder of a file to be written; a folder in its place is
+    refused too."""
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{what} {path} is a folder")
+    return prepare_output_dir(path.parent, f"the folder of {what} {path}")
+
+
+def remove_empty(folders: list[Path]) -> None:
+    for folder in folders:  # deepest first
+        try:
+            folder.rmdir()
+        except OSError:
+            return
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+# `.last.pth.1234.abc.tmp` (atomic_save) and `.export-1234-abc` (conversion staging folders).
+_LEFTOVER = re.compile(r"^\.(?:.+\.(\d+)\..+\.tmp|export-(\d+)-.+)$")
+
+
+def remove_stale(folder: str | Path) -> list[Path]:
+    """Delete what killed processes left in `folder` (temporary files of atomic writes and
+    export staging folders whose writer is gone) and say so in one line; returns them."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    stale = []
+    for item in folder.iterdir():
+        match = _LEFTOVER.match(item.name)
+        if match and not _pid_alive(int(match.group(1) or match.group(2))):
+            stale.append(item)
+    if not stale:
+        return []
+    size = 0
+    for item in stale:
+        if item.is_dir():
+            size += sum(p.stat().st_size for p in item.rglob("*") if p.is_file())
+            shutil.rmtree(item, ignore_errors=True)
+        else:
+            size += item.stat().st_size
+            item.unlink(missing_ok=True)
+    print(f"removed {len(stale)} leftover(s) of interrupted runs in {folder} "
+          f"({size / 2 ** 20:.1f} MB): {', '.join(p.name for p in stale[:3])}"
+          + (" ..." if len(stale) > 3 else ""), file=sys.stderr)
+    return stale

@@ -71,6 +71,23 @@ def supported_onednn_isas() -> list[str]:
     return [isa for isa, needs in ONEDNN_ISAS.items() if set(needs) <= cpu_flags()]
 
 
+def select_device(name: str):
+    """'auto' (CUDA when present, else CPU), 'cpu', 'cuda' or 'cuda:N' -> a torch.device;
+    asking for CUDA where there is none is one clear error."""
+    import torch
+
+    from training.errors import UserError
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"--device {name} was asked for, but no CUDA device is available here; "
+                        f"use cpu")
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise UserError(f"--device {name!r} is not a device (try cpu, cuda, cuda:1)") from None
+
+
 def machine_record() -> dict:
     """The machine block a results file carries."""
     return {"machine": machine_description(),

@@ -17,7 +17,7 @@ from matplotlib.patches import Patch
 
 from training.data.labels import colorize
 from training.models import TEACHER
-from training.presets import MEAN, STD
+from training.preprocessing import MEAN, STD
 
 Color = tuple[int, int, int]
 

@@ -35,7 +35,6 @@ COLUMNS = (
     ("peak_mem_mb", "peak mem (MB)", 0),
     ("latency_ms", "latency (ms)", 1),
 )
-COST_KEYS = ("gflops", "params_m", "peak_mem_mb", "latency_ms")
 HISTORY_FILE = "metrics.csv"
 
 

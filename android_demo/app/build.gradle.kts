@@ -39,7 +39,7 @@ android {
     }
 }
 
-// `make android-assets` (android_demo/tools/copy_assets.py) puts the exported model and its
+// `make android-assets` (conversion/apps.py) puts the exported model and its
 // contract here. Building without them is allowed: the app then explains what is missing.
 val modelAssets = layout.projectDirectory.dir("src/main/assets")
 tasks.named("preBuild") {

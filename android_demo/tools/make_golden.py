@@ -31,10 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from app_constants import GOLDEN_DIR, ROOT, kotlin_constants  # noqa: E402
-
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from conversion.apps import GOLDEN_DIR, ROOT, kotlin_constants  # noqa: E402
 
 
 def export(checkpoint: Path, out: Path) -> None:

@@ -48,16 +48,19 @@ class SegmentationDataset(Dataset):
 
 
 class SkipCorruptSamples(Dataset):
-    """Replace a sample that raises DataError by the next good one, logging each skip.
+    """Skip samples that raise DataError, logging each and counting them.
 
-    Meant for training on large user datasets where a few broken files should not stop a
-    run. The count lives in shared memory so that DataLoader workers add to the same number;
-    read `skipped` at the end of training and report it.
+    Training (`replace=True`) takes the next good sample instead, so batches stay full.
+    Evaluation (`replace=False`) returns None for it, and `collate_skipping_none` leaves it out
+    of the batch: an image must not be scored twice. The count lives in shared memory so
+    that DataLoader workers add to the same number; `skipped` is reported by the trainer and
+    the evaluation report.
     """
 
-    def __init__(self, dataset: Dataset, max_consecutive: int = 16):
+    def __init__(self, dataset: Dataset, max_consecutive: int = 16, replace: bool = True):
         self.dataset = dataset
         self.max_consecutive = max_consecutive
+        self.replace = replace
         self._skipped = torch.zeros((), dtype=torch.int64).share_memory_()
         self._bad: set[int] = set()  # per process: log each broken index once
 
@@ -66,24 +69,29 @@ class SkipCorruptSamples(Dataset):
 
     @property
     def skipped(self) -> int:
-        """How many times a sample was replaced (all workers together)."""
+        """How many times a sample was skipped (all workers together)."""
         return int(self._skipped)
 
+    def _skip(self, index: int, error: DataError) -> None:
+        self._skipped += 1
+        if index not in self._bad:
+            self._bad.add(index)
+            log.warning("skipping corrupt sample %d: %s (skipped so far: %d)", index, error,
+                        self.skipped)
+
     def __getitem__(self, index: int):
+        if not self.replace:
+            try:
+                return self.dataset[index]
+            except DataError as error:
+                self._skip(index, error)
+                return None
         for attempt in range(self.max_consecutive):
             candidate = (index + attempt) % len(self.dataset)
             try:
                 return self.dataset[candidate]
             except DataError as error:
-                self._skipped += 1
-                if candidate not in self._bad:
-                    self._bad.add(candidate)
-                    log.warning(
-                        "skipping corrupt sample %d: %s (skipped so far: %d)",
-                        candidate,
-                        error,
-                        self.skipped,
-                    )
+                self._skip(candidate, error)
         raise DataError(
             f"{self.max_consecutive} consecutive samples from index {index} are corrupt; giving up"
         )

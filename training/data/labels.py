@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 from cityscapesscripts.helpers.labels import labels as _CITYSCAPES_LABELS
 
-from training.presets import IGNORE_INDEX
+from training.preprocessing import IGNORE_INDEX
 
 Color = tuple[int, int, int]
 

@@ -12,7 +12,14 @@ import random
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, default_collate
+
+
+def collate_skipping_none(items: list):
+    """default_collate over the items that are not None (corrupt samples an evaluation
+    SkipCorruptSamples left out); None when the whole batch was corrupt."""
+    items = [item for item in items if item is not None]
+    return default_collate(items) if items else None
 
 
 def seed_worker(worker_id: int) -> None:
@@ -55,4 +62,5 @@ def build_loader(
         worker_init_fn=seed_worker,
         generator=generator,
         persistent_workers=workers > 0,
+        collate_fn=collate_skipping_none,
     )

@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image
 
 from training.data.base import DataError, SegmentationDataset
-from training.presets import IGNORE_INDEX
+from training.preprocessing import IGNORE_INDEX
 
 Color = tuple[int, int, int]
 

@@ -19,6 +19,8 @@ from training.data.appearance import CONDITIONS
 from training.data.labels import colorize
 from training.data.spec import DatasetSpec, parse_dataset_spec, parse_synthetic_options
 from training.data.synthetic import generate_scene
+from training.io import prepare_output_file
+from training.errors import run_cli
 
 CELL = (128, 256)  # height, width of one tile in the grid
 
@@ -123,6 +125,7 @@ def main(argv: list[str] | None = None) -> None:
         "--conditions", default=",".join(CONDITIONS), help="synthetic only: rows, comma-separated"
     )
     args = parser.parse_args(argv)
+    prepare_output_file(args.out, "--out")
     spec = parse_dataset_spec(args.dataset)
     path = write_preview(
         spec, args.out, args.scenes, [c.strip() for c in args.conditions.split(",") if c.strip()]
@@ -131,4 +134,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

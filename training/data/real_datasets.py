@@ -12,12 +12,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import yaml
+
 
 from training.data.base import DataError
 from training.data.labels import CAMVID_CLASSES, CAMVID_VOID, Color, cityscapes_label_id_to_train_id
 from training.data.paired_files import AutoMaskDecoder, ColorMaskDecoder, IndexMaskDecoder
-from training.presets import IGNORE_INDEX
+from training.errors import UserError
+from training.io import read_yaml
+from training.preprocessing import IGNORE_INDEX
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -138,6 +140,44 @@ class FolderClasses:
         )
 
 
+_COLOR = {"type": "array", "items": {"type": "integer", "minimum": 0, "maximum": 255},
+          "minItems": 3, "maxItems": 3}
+# What a folder dataset's classes.yaml / classes.json must hold (JSON Schema, draft 2020-12).
+CLASSES_SCHEMA = {
+    "type": "object", "required": ["names", "colors"], "additionalProperties": False,
+    "properties": {
+        "names": {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1},
+        "colors": {"type": "array", "items": _COLOR},
+        "ignore_index": {"type": "integer", "minimum": 0, "maximum": 65535},
+        "ignore_color": {"oneOf": [_COLOR, {"type": "null"}]},
+    },
+}
+
+
+def _schema_problem(path: Path, raw) -> str | None:
+    """The first violation of CLASSES_SCHEMA, as 'FILE: KEY: what is wrong'."""
+    from jsonschema import Draft202012Validator
+    error = next(iter(sorted(Draft202012Validator(CLASSES_SCHEMA).iter_errors(raw),
+                             key=lambda e: list(e.absolute_path))), None)
+    if error is None:
+        return None
+    where = ".".join(str(part) for part in error.absolute_path) or "the file"
+    value = error.instance
+    if error.validator == "required":
+        return f"{path}: missing {next(k for k in error.validator_value if k not in raw)!r}"
+    if error.validator == "additionalProperties":
+        extra = sorted(set(value) - set(CLASSES_SCHEMA["properties"]))
+        known = ", ".join(CLASSES_SCHEMA["properties"])
+        return f"{path}: unknown key {extra[0]!r} (known: {known})"
+    wanted = {"names": "a list of class names (strings)", "colors": "a list of [r, g, b]",
+              "ignore_index": "an integer", "ignore_color": "[r, g, b] or null"}
+    key = str(error.absolute_path[0]) if error.absolute_path else ""
+    hint = wanted.get(key, error.message)
+    if key == "colors" or key == "ignore_color":
+        hint += " with integers 0..255"
+    return f"{path}: {where}: expected {hint}, got {value!r}"
+
+
 def read_folder_classes(root: Path) -> FolderClasses:
     path = next((root / name for name in CLASS_FILES if (root / name).is_file()), None)
     if path is None:
@@ -146,41 +186,33 @@ def read_folder_classes(root: Path) -> FolderClasses:
             "with 'names', 'colors' and optionally 'ignore_index', 'ignore_color'"
         )
     try:
-        raw = (
-            json.loads(path.read_text())
-            if path.suffix == ".json"
-            else yaml.safe_load(path.read_text())
-        )
-    except (OSError, ValueError, yaml.YAMLError) as error:
+        raw = json.loads(path.read_text()) if path.suffix == ".json" else read_yaml(path)
+    except (OSError, ValueError, UserError) as error:
         raise DataError(f"cannot parse classes file {path}: {error}") from error
-    if not isinstance(raw, dict) or not raw.get("names") or "colors" not in raw:
-        raise DataError(
-            f"classes file {path} needs 'names' (a list) and 'colors' (one [r, g, b] per name)"
-        )
-    names, colors = list(raw["names"]), raw["colors"]
-    if len(colors) != len(names) or any(
-        len(c) != 3 or not all(0 <= int(v) <= 255 for v in c) for c in colors
-    ):
+    problem = _schema_problem(path, raw)
+    if problem:
+        raise DataError(f"classes file {problem}")
+    names, colors = raw["names"], raw["colors"]
+    if len(colors) != len(names):
         raise DataError(
             f"classes file {path}: 'colors' must hold one [r, g, b] (0..255) per name, "
-            f"got {len(colors)} colours for {len(names)} names"
+            f"got {len(colors)} colours for {len(names)} names ({', '.join(names[:4])}"
+            f"{', ...' if len(names) > 4 else ''})"
         )
-    palette = [tuple(int(v) for v in c) for c in colors]
+    palette = [tuple(c) for c in colors]
     if len(set(palette)) != len(palette):
         raise DataError(
             f"classes file {path}: two classes share a colour, so colour masks would be ambiguous"
         )
-    ignore_index = int(raw.get("ignore_index", IGNORE_INDEX))
-    if 0 <= ignore_index < len(names) or not 0 <= ignore_index <= 65535:
+    ignore_index = raw.get("ignore_index", IGNORE_INDEX)
+    if 0 <= ignore_index < len(names):
         raise DataError(
             f"classes file {path}: ignore_index {ignore_index} must be outside 0..{len(names) - 1}"
         )
-    ignore_color = (
-        tuple(int(v) for v in raw["ignore_color"]) if raw.get("ignore_color") is not None else None
-    )
+    ignore_color = tuple(raw["ignore_color"]) if raw.get("ignore_color") is not None else None
     if ignore_color in palette:
         raise DataError(f"classes file {path}: ignore_color {ignore_color} is also a class colour")
-    return FolderClasses([str(n) for n in names], palette, ignore_index, ignore_color)
+    return FolderClasses(list(names), palette, ignore_index, ignore_color)
 
 
 def _stems(directory: Path) -> dict[str, Path]:

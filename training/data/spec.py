@@ -29,7 +29,7 @@ from training.data.labels import (
 from training.data.paired_files import PairedFiles
 from training.data.synthetic import SPLITS as SYNTHETIC_SPLITS
 from training.data.synthetic import SyntheticOptions, SyntheticStreetScenes
-from training.presets import IGNORE_INDEX
+from training.preprocessing import IGNORE_INDEX
 
 SPEC_SYNTAX = "synthetic[:key=value,...], cityscapes:ROOT, camvid:ROOT or folder:ROOT"
 
@@ -49,16 +49,18 @@ class DatasetSpec:
         return len(self.class_names)
 
     def build(
-        self, split: str, transform: Callable | None = None, skip_corrupt: bool = False
+        self, split: str, transform: Callable | None = None, skip_corrupt: bool = False,
+        replace_corrupt: bool = True,
     ) -> Dataset:
-        """The split's Dataset of (image, mask) items. skip_corrupt replaces broken samples by
-        the next good one and logs them (see SkipCorruptSamples.skipped for the count)."""
+        """The split's Dataset of (image, mask) items. skip_corrupt skips broken samples and
+        logs them (SkipCorruptSamples: replaced by the next good one for training, left out
+        with replace_corrupt=False for evaluation; `skipped` counts them)."""
         if split not in self.splits:
             raise DataError(
                 f"dataset {self.text!r} has no split {split!r}; available: {', '.join(self.splits)}"
             )
         dataset = self._builder(split, transform)
-        return SkipCorruptSamples(dataset) if skip_corrupt else dataset
+        return SkipCorruptSamples(dataset, replace=replace_corrupt) if skip_corrupt else dataset
 
 
 def _parse_size(value: str) -> tuple[int, int]:

@@ -18,7 +18,7 @@ from training.data import materials as paint
 from training.data import street_objects as things
 from training.data.labels import CITYSCAPES_ID as ID
 from training.data.street_geometry import SKY_DEPTH, Camera, Canvas, Color, WorldPen, shade
-from training.presets import IGNORE_INDEX
+from training.preprocessing import IGNORE_INDEX
 
 FAR = 250.0  # metres: facades end here; the skyline stands behind
 OBJECTS_FAR = 60.0  # metres: nothing small is placed further away

@@ -16,7 +16,7 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
-from training.presets import IGNORE_INDEX, MEAN, STD
+from training.preprocessing import IGNORE_INDEX, MEAN, STD
 
 
 class DenseTarget(tv_tensors.Mask):

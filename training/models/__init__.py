@@ -7,6 +7,7 @@ checkpoints store so that `build_model(**arch)` rebuilds the exact network.
 """
 from __future__ import annotations
 
+from functools import partial
 from typing import Callable
 
 from torch import nn
@@ -30,31 +31,31 @@ def list_models() -> list[str]:
     return list(_REGISTRY)
 
 
-@register
-def deeplabv3_resnet50(*, num_classes: int, output_stride: int = 16,
-                       backbone_weights: str = "none", aspp_width: int = 256,
-                       separable: bool = False, dropout: float = 0.5,
-                       aux_loss: bool = False) -> DeepLabV3:
-    return DeepLabV3(backbones.resnet(50, output_stride, backbone_weights), num_classes,
-                     output_stride, aspp_width, separable, dropout, aux_loss)
+def _create(backbone: Callable, *, num_classes: int, output_stride: int = 16,
+            backbone_weights: str = "none", aspp_width: int, separable: bool,
+            dropout: float = 0.5, aux_loss: bool = False) -> DeepLabV3:
+    return DeepLabV3(backbone(output_stride, backbone_weights), num_classes, output_stride,
+                     aspp_width, separable, dropout, aux_loss)
 
 
 @register
-def deeplabv3lite_resnet18(*, num_classes: int, output_stride: int = 16,
-                           backbone_weights: str = "none", aspp_width: int = 128,
-                           separable: bool = True, dropout: float = 0.5,
-                           aux_loss: bool = False) -> DeepLabV3:
-    return DeepLabV3(backbones.resnet(18, output_stride, backbone_weights), num_classes,
-                     output_stride, aspp_width, separable, dropout, aux_loss)
+def deeplabv3_resnet50(**kwargs) -> DeepLabV3:
+    """The teacher: torchvision's layout, a dense ASPP of width 256."""
+    return _create(partial(backbones.resnet, 50), **{"aspp_width": 256, "separable": False,
+                                                     **kwargs})
 
 
 @register
-def deeplabv3lite_mobilenetv2(*, num_classes: int, output_stride: int = 16,
-                              backbone_weights: str = "none", aspp_width: int = 128,
-                              separable: bool = True, dropout: float = 0.5,
-                              aux_loss: bool = False) -> DeepLabV3:
-    return DeepLabV3(backbones.mobilenet_v2(output_stride, backbone_weights), num_classes,
-                     output_stride, aspp_width, separable, dropout, aux_loss)
+def deeplabv3lite_resnet18(**kwargs) -> DeepLabV3:
+    """A student: depthwise-separable ASPP of width 128 on a dilated ResNet-18."""
+    return _create(partial(backbones.resnet, 18), **{"aspp_width": 128, "separable": True,
+                                                     **kwargs})
+
+
+@register
+def deeplabv3lite_mobilenetv2(**kwargs) -> DeepLabV3:
+    """A student: depthwise-separable ASPP of width 128 on a dilated MobileNetV2 (320 ch)."""
+    return _create(backbones.mobilenet_v2, **{"aspp_width": 128, "separable": True, **kwargs})
 
 
 def validate_input_size(size: tuple[int, int] | list[int], output_stride: int) -> None:

@@ -1,11 +1,14 @@
 """Backbones with a configurable output stride.
 
-torchvision's ResNet only dilates Bottleneck blocks (BasicBlock raises on dilation > 1) and its
-MobileNetV2 has no dilation option at all. DeepLab needs an output stride of 8 or 16, so we
-build the plain torchvision networks and then trade the late strides for dilation ourselves,
-following DeepLab's rule: the block that would have downsampled keeps the previous rate and
-loses its stride; every later 3x3 convolution in that stage gets the multiplied rate.
-Weight shapes do not change, so ImageNet weights still load.
+DeepLab needs an output stride of 8 or 16. ResNet-50 gets it from torchvision itself
+(`replace_stride_with_dilation`); torchvision's BasicBlock refuses dilation (ResNet-18) and its
+MobileNetV2 has no dilation option, so for those we build the plain torchvision network and
+trade the late strides for dilation the same way: the block that would have downsampled keeps
+the previous rate and loses its stride; every later 3x3 convolution in that stage gets the
+multiplied rate. Weight shapes do not change, so ImageNet weights still load.
+
+The features are read by small modules of our own (`_ResNetFeatures`, `_MobileNetFeatures`)
+that keep torchvision's layer names, so checkpoints stay plain state dicts of eager modules.
 """
 from __future__ import annotations
 
@@ -13,7 +16,6 @@ from dataclasses import dataclass
 
 from torch import nn
 from torchvision import models
-from torchvision.models._utils import IntermediateLayerGetter
 
 from training.models.weights import load_backbone_weights
 
@@ -59,21 +61,39 @@ def _resnet_stage_convs(stage: nn.Sequential) -> tuple[list[list[nn.Conv2d]], li
     return convs, shortcuts
 
 
+class _ResNetFeatures(nn.ModuleDict):
+    """ResNet's stem and stages (no pooling head), returning layer4 as "out", layer3 as "aux"."""
+
+    def __init__(self, net: models.ResNet):
+        super().__init__({name: module for name, module in net.named_children()
+                          if name not in ("avgpool", "fc")})
+
+    def forward(self, x):
+        aux = None
+        for name, module in self.items():
+            x = module(x)
+            if name == "layer3":
+                aux = x
+        return {"out": x, "aux": aux}
+
+
 def resnet(depth: int, output_stride: int, weights: str) -> Backbone:
     """ResNet-18 or ResNet-50 with layer4 (OS16) or layer3+layer4 (OS8) dilated."""
-    builders = {18: (models.resnet18, models.ResNet18_Weights.IMAGENET1K_V1),
-                50: (models.resnet50, models.ResNet50_Weights.IMAGENET1K_V2)}
-    build, imagenet = builders[depth]
-    net = build(weights=None)
-    load_backbone_weights(net, weights, imagenet)
-    stages = ["layer4"] if output_stride == 16 else ["layer3", "layer4"]
-    rate = 1
-    for name in stages:
-        previous_rate, rate = rate, rate * 2
-        _dilate_stage(*_resnet_stage_convs(getattr(net, name)), previous_rate, rate)
-    body = IntermediateLayerGetter(net, return_layers={"layer4": "out", "layer3": "aux"})
+    dilate = [False, False, True] if output_stride == 16 else [False, True, True]
+    if depth == 50:
+        net = models.resnet50(weights=None, replace_stride_with_dilation=dilate)
+        load_backbone_weights(net, weights, models.ResNet50_Weights.IMAGENET1K_V2)
+    else:  # BasicBlock: dilate by hand, with torchvision's rule
+        net = models.resnet18(weights=None)
+        load_backbone_weights(net, weights, models.ResNet18_Weights.IMAGENET1K_V1)
+        rate = 1
+        for name, dilated in zip(("layer2", "layer3", "layer4"), dilate):
+            if dilated:
+                previous_rate, rate = rate, rate * 2
+                _dilate_stage(*_resnet_stage_convs(getattr(net, name)), previous_rate, rate)
     channels = net.fc.in_features
-    return Backbone(body=body, out_channels=channels, aux_channels=channels // 2)
+    return Backbone(body=_ResNetFeatures(net), out_channels=channels,
+                    aux_channels=channels // 2)
 
 
 class _MobileNetFeatures(nn.Module):

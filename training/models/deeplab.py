@@ -17,8 +17,8 @@ def aspp_rates(output_stride: int) -> tuple[int, ...]:
 class DeepLabV3(nn.Module):
     """`forward` returns logits at input resolution as one plain tensor (what exporters want).
 
-    Training code that needs more (the aux logits, the stride-`output_stride` logits for
-    distillation, or the backbone features) calls `forward_all`, or `model(x, all_outputs=True)`
+    Training code that needs more (the aux logits, or the stride-`output_stride` logits for
+    distillation) calls `forward_all`, or `model(x, all_outputs=True)`
     when the model is wrapped (DDP only synchronises gradients through its own forward).
     """
 
@@ -36,7 +36,7 @@ class DeepLabV3(nn.Module):
         size = x.shape[-2:]
         features = self.backbone(x)
         logits = self.classifier(features["out"])
-        result = {"features": features["out"], "logits_lowres": logits}
+        result = {"logits_lowres": logits}
         resize = (lambda t: F.interpolate(t, size=size, mode="bilinear", align_corners=False)) \
             if upsample else (lambda t: t)
         result["out"] = resize(logits)

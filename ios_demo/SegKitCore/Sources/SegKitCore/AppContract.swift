@@ -1,7 +1,7 @@
 // What the iOS app expects from `python -m conversion.export --target coreml`, in one place.
 //
 // tests/test_app_contract.py reads the `static let` lines of this file and compares them with
-// conversion/contract.py and conversion/coreml_export.py; android_demo/tools/copy_assets.py
+// conversion/contract.py and conversion/coreml_export.py; conversion/apps.py
 // reads the file names from here. Keep each value a single-line literal without a comment.
 
 public enum AppContract {

@@ -4,7 +4,7 @@ package dev.segkit.core
  * What the Android app expects from `python -m conversion.export`, in one place.
  *
  * tests/test_app_contract.py reads the `const val` lines of this file and compares them with
- * conversion/contract.py and with a real export, and android_demo/tools/copy_assets.py reads
+ * conversion/contract.py and with a real export, and conversion/apps.py reads
  * the asset names from here. Keep each value a single-line literal so both can parse it.
  */
 object AppContract {

@@ -8,8 +8,8 @@ mobile targets use moved to executorch, which is not installable offline here.)
 
 What this measures: the int8 accuracy of the PyTorch model, with real quantize/dequantize
 ops in the graph. What ships is still the TFLite model that `conversion.export` quantizes
-with its own calibration; `training/quantization.py` simulates *that* scheme (int8 activations,
-TFLite's op boundaries), and its QAT is what trains weights for it. Both numbers are reported.
+with its own calibration; `training/compression/quantization.py` simulates *that* scheme
+(int8 activations, TFLite's op boundaries), and its QAT is what trains weights for it. Both numbers are reported.
 """
 from __future__ import annotations
 

@@ -1,23 +1,54 @@
-"""Copy the latest exported model and its contract into a demo app.
+"""The demo apps' side of an export: what they expect, and copying an export into them.
 
-    python android_demo/tools/copy_assets.py android            # -> android_demo/app/src/main/assets
-    python android_demo/tools/copy_assets.py ios                # -> ios_demo/SegKitDemo/Model
-    python android_demo/tools/copy_assets.py android --from artifacts/quickstart_student
+The apps declare their expectations once, in their own source, and this module reads them:
 
-"Latest" is the newest artifact with the app's file name (from AppContract.kt / .swift)
-anywhere under --artifacts (default: artifacts/). The contract is validated with
-conversion.contract and must have the schema version, input layout and dtype the app reads;
-otherwise nothing is copied and the command exits with status 2 and one line.
+    android_demo/core/src/main/kotlin/dev/segkit/core/AppContract.kt   (const val NAME = ...)
+    ios_demo/SegKitCore/Sources/SegKitCore/AppContract.swift          (static let name = ...)
+
+so asset names and the supported schema version are never copied by hand into Python.
+
+    python -m conversion.apps android            # -> android_demo/app/src/main/assets
+    python -m conversion.apps ios                # -> ios_demo/SegKitDemo/Model
+    python -m conversion.apps android --from artifacts/quickstart_student
+
+"Latest" is the newest artifact with the app's file name anywhere under --artifacts
+(default: artifacts/). The contract is validated with conversion.contract and must have the
+schema version, input layout and dtype the app reads; otherwise nothing is copied and the
+command exits with status 2 and one line.
 """
 from __future__ import annotations
 
 import argparse
+import re
 import shutil
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from app_constants import ROOT, kotlin_constants, swift_constants  # noqa: E402
+from conversion.contract import ContractError, contract_path, load_contract
+
+ROOT = Path(__file__).resolve().parents[1]
+KOTLIN_FILE = ROOT / "android_demo/core/src/main/kotlin/dev/segkit/core/AppContract.kt"
+SWIFT_FILE = ROOT / "ios_demo/SegKitCore/Sources/SegKitCore/AppContract.swift"
+GOLDEN_DIR = ROOT / "android_demo/core/src/test/resources/golden"
+
+_KOTLIN = re.compile(r"^\s*const val (\w+)\s*=\s*(\"[^\"]*\"|-?\d+)\s*$", re.M)
+_SWIFT = re.compile(r"^\s*(?:public )?static let (\w+)\s*=\s*(\"[^\"]*\"|-?\d+)\s*$", re.M)
+
+
+def _literals(pattern: re.Pattern, text: str) -> dict:
+    return {name: value[1:-1] if value.startswith('"') else int(value)
+            for name, value in pattern.findall(text)}
+
+
+def kotlin_constants(path: Path = KOTLIN_FILE) -> dict:
+    """{"SUPPORTED_SCHEMA_VERSION": 1, "MODEL_ASSET": "...", ...} from AppContract.kt."""
+    return _literals(_KOTLIN, path.read_text())
+
+
+def swift_constants(path: Path = SWIFT_FILE) -> dict:
+    """{"supportedSchemaVersion": 1, "modelResource": "...", ...} from AppContract.swift."""
+    return _literals(_SWIFT, path.read_text())
+
 
 DESTINATIONS = {"android": ROOT / "android_demo/app/src/main/assets",
                 "ios": ROOT / "ios_demo/SegKitDemo/Model"}
@@ -50,7 +81,6 @@ def find_latest(artifacts: Path, name: str) -> Path:
 
 
 def check_contract(artifact: Path, want: dict) -> dict:
-    from conversion.contract import ContractError, contract_path, load_contract
     if not contract_path(artifact).is_file():
         raise AssetError(f"{artifact} has no contract {contract_path(artifact).name} next to it")
     try:
@@ -101,7 +131,6 @@ def main(argv: list[str] | None = None) -> None:
                         help="copy from this export directory instead of the latest")
     parser.add_argument("--dest", type=Path, help="default: the app's asset folder")
     args = parser.parse_args(argv)
-    sys.path.insert(0, str(ROOT))
     try:
         copy(args.platform, args.artifacts, args.dest or DESTINATIONS[args.platform],
              args.source_dir)

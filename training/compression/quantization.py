@@ -1,7 +1,7 @@
 """Int8 quantization on the PyTorch side: static PTQ simulation and quantization-aware training.
 
-Why a simulation beside PT2E (training/pt2e.py, torchao): PT2E's quantizers model a backend
-(X86: uint8 activations; XNNPACK's quantizer moved to executorch), and the converted graph
+Why a simulation beside PT2E (training/compression/pt2e.py, torchao): PT2E's quantizers model a
+backend (X86: uint8 activations; XNNPACK's quantizer moved to executorch), and the converted graph
 does not reach TFLite. What ships is the TFLite model that `conversion.export` quantizes
 itself (onnx2tf's calibration, full int8), so QAT must train against *that* rounding.
 

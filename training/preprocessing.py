@@ -10,6 +10,3 @@ STD = (0.229, 0.224, 0.225)
 
 # Label value that is excluded from the loss and from every metric.
 IGNORE_INDEX = 255
-
-# Layout of the tensors the PyTorch models take: batch, channels, height, width.
-TORCH_LAYOUT = "NCHW"

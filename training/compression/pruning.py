@@ -12,7 +12,8 @@ the file shrinks only when compressed (zip/gzip of the checkpoint or the app bun
 
 A pruned model records its new layer shapes in `model.arch["pruned"]`
 ({module name: [in_channels, out_channels, groups]} for convolutions, [num_features] for batch
-norms), so `training.checkpoint.model_from_checkpoint` can rebuild it with `reshape_to_record`.
+norms), so `training.checkpoint.model_from_checkpoint` can rebuild it with
+`training.models.shapes.reshape_to_record`.
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from torch import nn
 from torch.nn.utils import prune as torch_prune
 
 from training.errors import UserError
+from training.models.shapes import layer_shapes
 
 METHODS = ("structured", "unstructured")
 IMPORTANCES = ("l1", "l2", "taylor", "bn_scale", "random")
@@ -94,40 +96,6 @@ def structured_prune(model: nn.Module, ratio: float, importance: str = "l1",
     pruner.step()
     model.zero_grad(set_to_none=True)
     model.arch = {**base_arch, "pruned": layer_shapes(model)}
-    return model
-
-
-def layer_shapes(model: nn.Module) -> dict[str, list[int]]:
-    """Every conv's [in, out, groups] and every BN's [features]: what a rebuild must match."""
-    shapes = {}
-    for name, module in model.named_modules():
-        if isinstance(module, nn.Conv2d):
-            shapes[name] = [module.in_channels, module.out_channels, module.groups]
-        elif isinstance(module, nn.BatchNorm2d):
-            shapes[name] = [module.num_features]
-    return shapes
-
-
-def reshape_to_record(model: nn.Module, record: dict[str, list[int]]) -> nn.Module:
-    """Replace the layers of a freshly built model by ones with the recorded (pruned) shapes.
-
-    Only shapes change; kernel size, stride, dilation, padding and bias are kept, and the
-    weights are left to `load_state_dict`.
-    """
-    modules = dict(model.named_modules())
-    for name, shape in record.items():
-        old = modules.get(name)
-        if isinstance(old, nn.Conv2d) and len(shape) == 3:
-            new = nn.Conv2d(shape[0], shape[1], old.kernel_size, old.stride, old.padding,
-                            old.dilation, shape[2], old.bias is not None, old.padding_mode)
-        elif isinstance(old, nn.BatchNorm2d) and len(shape) == 1:
-            new = nn.BatchNorm2d(shape[0], old.eps, old.momentum, old.affine,
-                                 old.track_running_stats)
-        else:
-            raise UserError(f"pruned-architecture record does not fit the model: layer "
-                            f"{name!r} is {type(old).__name__ if old else 'missing'}")
-        parent_name, _, child = name.rpartition(".")
-        setattr(modules[parent_name] if parent_name else model, child, new)
     return model
 
 
