@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test profile preview clean-runs android-assets ios-assets
+.PHONY: demo test web-demo web-deps profile preview clean-runs android-assets ios-assets
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,10 +17,20 @@ demo: $(STAMP)
 	$(PY) -m training.distill
 	$(PY) -m conversion.export --target all
 
-# The Kotlin core of android_demo is compiled and unit-tested with Debian's kotlinc + JUnit 4.
-test: $(STAMP)
-	@command -v kotlinc >/dev/null || (apt-get update -q && apt-get install -y -q kotlin junit4)
-	$(PY) -m pytest -q
+# The web demo's npm packages, exactly as package-lock.json pins them (no browser download).
+web-deps:
+	cd web_demo && npm ci --no-audit --no-fund
+
+# The Kotlin core of android_demo is compiled and unit-tested with Debian's kotlinc + JUnit 4;
+# the web demo runs in Debian's headless Chromium. SEGKIT_REQUIRE_TOOLS=1: a missing tool fails.
+test: $(STAMP) web-deps
+	@command -v kotlinc >/dev/null && test -x /usr/bin/chromium || \
+		(apt-get update -q && apt-get install -y -q kotlin junit4 chromium)
+	SEGKIT_REQUIRE_TOOLS=1 $(PY) -m pytest -q
+
+# Serve web_demo/ with the newest export (make demo writes one) at http://127.0.0.1:8000.
+web-demo: web-deps
+	cd web_demo && node server.mjs --port 8000
 
 # Copy the newest export (and its contract) into the demo apps.
 android-assets: $(STAMP)
