@@ -12,10 +12,14 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
-# The main job on the embedded synthetic dataset: teacher -> KD student -> report -> export.
+# The main job on the embedded synthetic dataset: teacher -> KD student -> report -> export,
+# then a 5-second overlay clip of unseen scenes in every weather, through the int8 student.
+CLIP_SCENES := synthetic:size=192x384,train=0,val=0,test=25,seed=1,condition=clear+rain+fog+snow+night
 demo: $(STAMP)
 	$(PY) -m training.distill
 	$(PY) -m conversion.export --target all
+	$(PY) -m conversion.run artifacts/quickstart_student/deeplabv3lite_mobilenetv2_int8.tflite \
+		--input "$(CLIP_SCENES)" --split test --fps 5 --overlays --legend --out runs/quickstart_clip
 
 # The web demo's npm packages, exactly as package-lock.json pins them (no browser download).
 web-deps:

@@ -34,6 +34,15 @@ def _resize_pair(size: tuple[int, int]) -> JointTransform:
     return JointTransform([v2.Resize(size, antialias=True)])
 
 
+def resize_frames(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """uint8 (N, H, W, 3) frames at `size` (H, W), resized exactly as the held-out and
+    calibration images are (training.data.eval_transforms: bilinear with antialias)."""
+    if frames.shape[1:3] == tuple(size):
+        return frames
+    tensor = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)
+    return v2.functional.resize(tensor, list(size), antialias=True).permute(0, 2, 3, 1).numpy()
+
+
 def _check_image(image: torch.Tensor, where: str) -> None:
     if image.ndim != 3 or image.shape[0] != 3:
         raise UserError(f"{where} has {image.shape[0] if image.ndim == 3 else image.ndim} "
@@ -71,9 +80,7 @@ def _from_array(path: Path, count: int, size: tuple[int, int]) -> ImageSet:
         raise UserError(f"calibration array {path} holds {len(array)} images, fewer than "
                         f"--calib-count {count}")
     # A copy: the memory-mapped file is read-only, and torch warns on a read-only array.
-    frames = torch.from_numpy(np.array(array[:count])).permute(0, 3, 1, 2)
-    resized = v2.functional.resize(frames, list(size), antialias=True)
-    return ImageSet(resized.permute(0, 2, 3, 1).numpy(), None,
+    return ImageSet(resize_frames(np.array(array[:count]), size), None,
                     {"spec": str(path), "split": None, "start": 0, "count": count})
 
 

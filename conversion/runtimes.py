@@ -205,3 +205,46 @@ def open_runtime(path: str | Path, threads: int = 1, normalization_in_model: boo
         return CoreMLRuntime(path, coreml_specs["input_spec"], coreml_specs["output_spec"],
                              threads)
     raise ValueError(f"no runtime for {path} (expected .onnx, .tflite or .mlpackage)")
+
+
+def open_artifact(path: str | Path, threads: int = 1) -> tuple[Runtime, dict]:
+    """(runtime, contract) for anything conversion.export writes, or a .pth checkpoint.
+
+    The runtime is driven by the contract alone: its input/output specs are the contract's
+    blocks, so a run prepares frames and reads outputs exactly as the apps do. A checkpoint
+    has no contract file; its PyTorch runtime's specs and the checkpoint's classes stand in.
+    """
+    from conversion.contract import contract_path, load_contract
+    from training.checkpoint import context, load_checkpoint, model_from_checkpoint
+    from training.errors import UserError
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"model not found: {path}")
+    if path.suffix == ".pth":
+        checkpoint = load_checkpoint(path)
+        record = checkpoint["dataset"]
+        runtime = TorchRuntime(model_from_checkpoint(checkpoint),
+                               context(checkpoint, path).input_size, threads)
+        classes = {"num_classes": len(record["class_names"]),
+                   "names": list(record["class_names"]),
+                   "palette": [list(c) for c in record["palette"]],
+                   "ignore_index": int(record["ignore_index"])}
+        return runtime, {"input": runtime.input_spec, "output": runtime.output_spec,
+                         "classes": classes, "artifact": {"file": path.name,
+                                                          "precision": "fp32"}}
+    if path.suffix not in (".tflite", ".onnx", ".mlpackage"):
+        raise UserError(f"{path}: not an artifact of conversion.export (.tflite, .onnx, "
+                        f".mlpackage) nor a checkpoint (.pth)")
+    if not contract_path(path).is_file():
+        raise UserError(f"{path} has no model contract ({contract_path(path).name}) next to "
+                        f"it; export it with python -m conversion.export")
+    contract = load_contract(path)  # refuses another schema version, naming the field
+    if path.suffix == ".mlpackage":
+        if platform.system() != "Darwin":
+            raise UserError(f"{path}: Core ML packages run only on macOS; here, run the "
+                            f".tflite or .onnx of the same export")
+        runtime = CoreMLRuntime(path, contract["input"], contract["output"], threads)
+    else:
+        runtime = open_runtime(path, threads, contract["input"]["normalization"]["in_model"])
+        runtime.input_spec, runtime.output_spec = contract["input"], contract["output"]
+    return runtime, contract

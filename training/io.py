@@ -134,8 +134,9 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-# `.last.pth.1234.abc.tmp` (atomic_save) and `.export-1234-abc` (conversion staging folders).
-_LEFTOVER = re.compile(r"^\.(?:.+\.(\d+)\..+\.tmp|export-(\d+)-.+)$")
+# `.last.pth.1234.abc.tmp` (atomic_save), `.export-1234-abc` and `.run-1234-abc` (the staging
+# folders of conversion.export and conversion.run).
+_LEFTOVER = re.compile(r"^\.(?:.+\.(\d+)\..+\.tmp|(?:export|run)-(\d+)-.+)$")
 
 
 def remove_stale(folder: str | Path) -> list[Path]:
