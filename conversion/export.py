@@ -4,6 +4,8 @@
     python -m conversion.export --target tflite --checkpoint runs/camvid_student/best.pth \\
         --calib camvid:/data/camvid --calib-count 100 --out artifacts/camvid
 
+    python -m conversion.export --target tflite --converter litert-torch --out artifacts/lt
+
 Every artifact gets a model contract next to it (`<file>.json`, see conversion/contract.py)
 and a line in DIR/parity.json + parity.md. An artifact that misses its thresholds is not
 placed in DIR and the command exits with status 1; bad input exits with status 2 and one line.
@@ -17,10 +19,12 @@ from pathlib import Path
 from conversion.parity import DEFAULT_THRESHOLDS, parse_thresholds
 from conversion.pipeline import DEFAULT_CHECKPOINT, TARGETS, ExportRun, ExportSettings
 from conversion.child_process import ConversionError
+from conversion.litert_torch_export import EXTRA, require_extra
 from conversion.tflite_export import WEIGHT_GRANULARITIES
 from training.errors import UserError, run_cli
 
 COREML_VARIANTS = ("fp16", "int8", "palettized")
+CONVERTERS = ("onnx2tf", "litert-torch")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,6 +38,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", type=Path, help="output directory (default: artifacts/RUN)")
     parser.add_argument("--name", help="artifact file prefix (default: the architecture)")
     parser.add_argument("--threads", type=int, default=2, help="runtime threads for latency")
+    parser.add_argument("--converter", choices=CONVERTERS, default="onnx2tf",
+                        help="TFLite converter: onnx2tf (PyTorch -> ONNX -> TFLite, the "
+                             "default) or litert-torch (PyTorch -> TFLite through torch.export; "
+                             f"optional extra: {EXTRA})")
+    parser.add_argument("--qat-program", type=Path, metavar="FILE.pt2",
+                        help="litert-torch: the int8 TFLite of this PT2E QAT program "
+                             "(training.quantize --mode qat --converter litert-torch), with no "
+                             "calibration, measured against the program itself")
     data = parser.add_argument_group("calibration and parity data")
     data.add_argument("--calib", metavar="SPEC",
                       help="dataset spec (synthetic[:...], cityscapes:ROOT, camvid:ROOT, "
@@ -84,6 +96,20 @@ def settings_from(args: argparse.Namespace) -> ExportSettings:
         raise UserError(f"--opset must be 17 or newer, got {args.opset}")
     if args.threads < 1:
         raise UserError(f"--threads must be at least 1, got {args.threads}")
+    if args.converter == "litert-torch":
+        require_extra()
+        for flag, given in (("--int16", args.int16),
+                            ("--int8-weights per-tensor", args.int8_weights == "per-tensor")):
+            if given:
+                raise UserError(f"{flag} is an onnx2tf option; litert-torch's PT2E int8 has "
+                                f"per-channel weights and int8 activations")
+    if args.qat_program is not None:
+        if args.converter != "litert-torch":
+            raise UserError("--qat-program is converted by --converter litert-torch")
+        if not args.qat_program.is_file():
+            raise UserError(f"--qat-program {args.qat_program}: no such file")
+        if args.target != "tflite":
+            raise UserError("--qat-program makes the int8 TFLite only: use --target tflite")
     return ExportSettings(
         targets=list(TARGETS) if args.target == "all" else [args.target],
         checkpoint=args.checkpoint, input_size=tuple(args.input_size) if args.input_size else None,
@@ -93,7 +119,8 @@ def settings_from(args: argparse.Namespace) -> ExportSettings:
         int16=args.int16, weight_granularity=args.int8_weights,
         coreml_input=args.coreml_input, coreml_variants=variants,
         palette_bits=args.palette_bits, thresholds=parse_thresholds(args.threshold),
-        threads=args.threads, opset=args.opset, keep_work=args.keep_work)
+        threads=args.threads, opset=args.opset, keep_work=args.keep_work,
+        converter=args.converter, qat_program=args.qat_program)
 
 
 def main(argv: list[str] | None = None) -> dict:

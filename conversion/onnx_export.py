@@ -35,10 +35,11 @@ class DeployWrapper(nn.Module):
                  fold_argmax: bool = False, input_scale: float = 1 / 255,
                  class_dtype: torch.dtype | None = None):
         super().__init__()
-        self.model = model.eval()
+        # A PT2E graph (QAT) refuses .eval(); it was exported in eval mode already.
+        self.model = model if isinstance(model, torch.fx.GraphModule) else model.eval()
         self.fold_normalization = fold_normalization
         self.fold_argmax = fold_argmax
-        self.class_dtype = class_dtype or class_map_dtype(model.num_classes)
+        self.class_dtype = class_dtype or class_map_dtype(getattr(model, "num_classes", 256))
         # (pixel * input_scale - mean) / std, written as one multiply-add per channel.
         std = torch.tensor(STD).view(1, 3, 1, 1)
         self.register_buffer("scale", input_scale / std, persistent=False)

@@ -161,7 +161,8 @@ def diagnosis(entry: dict, limit: float) -> str:
     confident, share = entry.get("agreement_confident"), entry.get("confident_share")
     if confident is None or share is None:
         return ""
-    where = f" ({confident:.4f} on the {share:.0%} of pixels where PyTorch fp32 is confident"
+    where = (f" ({confident:.4f} on the {share:.0%} of pixels where the PyTorch reference is "
+             f"confident")
     if confident >= limit:
         return where + "): the model is undecided (undertrained), not broken by quantization"
     return where + "): quantization changed confident predictions"
@@ -196,6 +197,14 @@ def _fmt(value, digits: int = 4) -> str:
     return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
 
 
+def _gpu(entry: dict) -> str:
+    report = entry.get("gpu_delegate")
+    if not report:
+        return "-"
+    return "all ops" if report["compatible"] else "falls back: " + ", ".join(
+        report["unsupported_ops"])
+
+
 def render_markdown(report: dict, class_names: list[str]) -> str:
     held, calib = report.get("held_out") or {}, report.get("calibration") or {}
     lines = [f"# Parity report: {report.get('checkpoint', '?')}", "",
@@ -208,8 +217,8 @@ def render_markdown(report: dict, class_names: list[str]) -> str:
              f"({CONFIDENT_STEPS} int8 steps of the reference logits' range).", "",
              "| file | target | precision | agreement | agreement (confident) | confident share "
              "| max abs err | mIoU artifact | mIoU reference | size MB | latency ms | threads "
-             "| passed |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| GPU delegate | passed |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     skipped = None
     for entry in report["artifacts"]:
         passed = "yes" if entry["passed"] else "**NO**: " + "; ".join(entry.get("failures", []))
@@ -225,7 +234,7 @@ def render_markdown(report: dict, class_names: list[str]) -> str:
                      f"{_fmt(entry.get('miou_artifact'), 2)} | "
                      f"{_fmt(entry.get('miou_reference'), 2)} | {_fmt(entry['size_mb'], 2)} | "
                      f"{_fmt(entry.get('latency_ms'), 1)} | {entry.get('threads', '-')} | "
-                     f"{passed} |")
+                     f"{_gpu(entry)} | {passed} |")
     if skipped:
         lines += ["", f"¹ {skipped}"]
     measured = [e for e in report["artifacts"] if e.get("per_class_iou_delta")]
@@ -238,6 +247,12 @@ def render_markdown(report: dict, class_names: list[str]) -> str:
             if all(v is None for v in values):
                 continue
             lines.append(f"| {name} | " + " | ".join(_fmt(v, 2) for v in values) + " |")
+    if any(e.get("gpu_delegate") for e in report["artifacts"]):
+        method = next(e["gpu_delegate"]["method"] for e in report["artifacts"]
+                      if e.get("gpu_delegate"))
+        lines += ["", f"GPU delegate: {method}. XNNPACK takes every op of: " + (", ".join(
+            e["file"] for e in report["artifacts"] if e.get("xnnpack_fully_delegated"))
+            or "none") + "."]
     thresholds = report.get("thresholds", {})
     lines += ["", "Thresholds: " + "; ".join(
         f"{name}: " + ", ".join(f"{k} {'>=' if k == 'agreement' else '<='} {v}"

@@ -15,6 +15,7 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -24,10 +25,12 @@ import numpy as np
 from conversion import contract as contracts
 from conversion.calibration import ImageSet, anchor_pixel_range, load_calibration, load_held_out
 from conversion.coreml_export import convert_to_coreml
+from conversion.litert_torch_export import convert_with_litert_torch
 from conversion.onnx_export import DeployWrapper, MIN_OPSET, export_onnx
 from conversion.parity import Reference, compare, judge, precision_class, write_report
 from conversion.runtimes import RuntimeUnavailable, TorchRuntime, open_runtime
 from conversion.tflite_export import SHIPPED, convert_to_tflite, file_suffix
+from conversion.tflite_ops import inspect_tflite
 from training.checkpoint import context, load_checkpoint, model_from_checkpoint
 from training.data import parse_dataset_spec
 from training.errors import UserError
@@ -36,7 +39,7 @@ from training.models import validate_input_size
 
 DEFAULT_CHECKPOINT = Path("runs/quickstart_student/best.pth")
 TARGETS = ("onnx", "tflite", "coreml")
-TOOLS = ("torch", "onnx", "onnxruntime", "onnx2tf", "tensorflow", "coremltools",
+TOOLS = ("torch", "onnx", "onnxruntime", "onnx2tf", "litert-torch", "tensorflow", "coremltools",
          "ai-edge-litert")
 
 
@@ -63,6 +66,8 @@ class ExportSettings:
     latency_runs: int = 10
     opset: int = MIN_OPSET
     keep_work: bool = False
+    converter: str = "onnx2tf"  # TFLite: onnx2tf (via ONNX) | litert-torch (from PyTorch)
+    qat_program: Path | None = None  # litert-torch int8 from a PT2E QAT program
 
 
 @dataclass
@@ -76,6 +81,7 @@ class Candidate:
     spec_problems: list[str] = field(default_factory=list)
     calibrated: bool = False
     io: dict = field(default_factory=dict)  # the contract's input/output blocks, once opened
+    conversion_s: float | None = None  # wall time of the converter run that made it
 
 
 def resolve_checkpoint(path: Path | None) -> Path:
@@ -136,8 +142,9 @@ class ExportRun:
 
     def load_data(self) -> tuple[ImageSet | None, ImageSet]:
         calib_spec = self.s.calib or self.dataset["spec"]
+        calibrate = "tflite" in self.s.targets and self.s.qat_program is None
         calibration = load_calibration(calib_spec, self.s.calib_count, self.size) \
-            if "tflite" in self.s.targets else None
+            if calibrate else None
         parity_spec = self.s.parity_data or (self.dataset["spec"] if calib_spec.endswith(".npy")
                                              else calib_spec)
         names = parse_dataset_spec(parity_spec).class_names
@@ -176,26 +183,29 @@ class ExportRun:
         work, trash = staging / "work", staging / "trash"
         work.mkdir()
         trash.mkdir()
-        torch_ref = TorchRuntime(self.model, self.size, self.s.threads)
+        torch_ref = TorchRuntime(self._reference_model(), self.size, self.s.threads)
         reference = Reference(torch_ref(held_out.images), held_out.masks,
                               len(self.dataset["class_names"]), self.dataset["ignore_index"])
         header = {"checkpoint": str(self.checkpoint_path), "input_size": list(self.size),
                   "held_out": held_out.source, "thresholds": self.s.thresholds,
                   "calibration": calibration.source if calibration else None,
-                  "reference": {"runtime": "pytorch-fp32",
+                  "reference": {"runtime": self._reference_name(),
                                 "miou": reference.metrics["miou"],
                                 "predicted_classes": int(len(np.unique(reference.pred))),
                                 "confidence_level": reference.confidence_level,
                                 "confident_share": float(reference.confident.mean())}}
         self.common = self._contract_common(calibration)
         entries: list[dict] = []
-        onnx_path = None
+        onnx_path, self.onnx_s = None, 0.0
         for target in [t for t in TARGETS if t in self.s.targets]:
-            if target in ("onnx", "tflite") and onnx_path is None:
+            needs_onnx = target == "onnx" or target == "tflite" and self.s.converter == "onnx2tf"
+            if needs_onnx and onnx_path is None:
                 onnx_path = work / f"{self.name}.onnx"
                 wrapper = DeployWrapper(self.model, fold_normalization=self.s.fold_normalization,
                                         fold_argmax=self.s.fold_argmax)
+                started = time.perf_counter()
                 export_onnx(wrapper, onnx_path, self.size, self.s.opset)
+                self.onnx_s = time.perf_counter() - started
             candidates = getattr(self, f"_{target}")(work, onnx_path, calibration)
             for candidate in candidates:
                 entry = self._measure(candidate, reference, held_out)
@@ -219,24 +229,35 @@ class ExportRun:
         return [Candidate(path, "onnx", "fp32")]
 
     def _tflite(self, work: Path, onnx_path: Path, calibration: ImageSet) -> list[Candidate]:
-        frames = calibration.images
-        if self.s.fold_normalization:
+        frames = calibration.images if calibration is not None else None
+        if self.s.fold_normalization and frames is not None:
             frames = anchor_pixel_range(frames)
-        produced = convert_to_tflite(onnx_path, work / "onnx2tf", frames,
-                                     fold_normalization=self.s.fold_normalization,
-                                     int16=self.s.int16,
-                                     weight_granularity=self.s.weight_granularity)
-        wanted = list(SHIPPED) + ["int16x8"] * self.s.int16
+        started = time.perf_counter()
+        if self.s.converter == "litert-torch":
+            produced = convert_with_litert_torch(
+                self.checkpoint_path, work / "litert_torch", self.name, self.size,
+                calibration=frames, fold_normalization=self.s.fold_normalization,
+                fold_argmax=self.s.fold_argmax, qat_program=self.s.qat_program)
+        else:
+            produced = convert_to_tflite(onnx_path, work / "onnx2tf", frames,
+                                         fold_normalization=self.s.fold_normalization,
+                                         int16=self.s.int16,
+                                         weight_granularity=self.s.weight_granularity)
+        # The whole path from PyTorch: onnx2tf's includes the ONNX export before it.
+        seconds = time.perf_counter() - started + self.onnx_s * (self.s.converter == "onnx2tf")
+        wanted = ["int8"] if self.s.qat_program else list(SHIPPED) + ["int16x8"] * self.s.int16
         missing = [p for p in wanted if p not in produced]
         if missing:
-            raise UserError(f"onnx2tf produced no {', '.join(missing)} variant; see the log in "
-                            f"a run with --keep-work")
+            raise UserError(f"{self.s.converter} produced no {', '.join(missing)} variant; see "
+                            f"the log in a run with --keep-work")
         candidates = []
         for precision in wanted:
             path = work.parent / f"{self.name}_{file_suffix(precision)}.tflite"
             os.replace(produced[precision], path)
             candidates.append(Candidate(path, "tflite", precision,
-                                        calibrated=precision in ("int8", "int16x8")))
+                                        calibrated=precision in ("int8", "int16x8")
+                                        and self.s.qat_program is None,
+                                        conversion_s=seconds))
         return candidates
 
     def _coreml(self, work: Path, onnx_path, calibration) -> list[Candidate]:
@@ -263,7 +284,9 @@ class ExportRun:
                  "precision": candidate.precision,
                  "precision_class": precision_class(candidate.precision),
                  "size_mb": size_bytes(candidate.path) / 2 ** 20, "threads": self.s.threads,
-                 "latency_ms": None, "skipped": None}
+                 "latency_ms": None, "skipped": None, "conversion_s": candidate.conversion_s}
+        if candidate.target == "tflite":  # ops, XNNPACK coverage, the GPU delegate's verdict
+            entry.update(inspect_tflite(candidate.path), converter=self.s.converter)
         in_model = self.s.fold_normalization
         try:
             runtime = open_runtime(candidate.path, self.s.threads, in_model,
@@ -295,6 +318,24 @@ class ExportRun:
             "calibration": calibration.source if calibration else None,
         }
 
+    def _reference_model(self):
+        """What every artifact is measured against: the checkpoint in fp32 or, for the int8
+        made from a QAT program, that program itself (its quantize/dequantize ops run in
+        PyTorch), so agreement measures the conversion, not what QAT changed."""
+        if self.s.qat_program is None:
+            return self.model
+        from training.compression.pt2e import load_program
+        from training.compression.runs import OneByOne
+        return OneByOne(load_program(self.s.qat_program).module(), self.model.num_classes)
+
+    def _reference_name(self) -> str:
+        return "pytorch-pt2e-qat" if self.s.qat_program else "pytorch-fp32"
+
+    def _converter(self) -> dict:
+        """Which TFLite converter made the file, with its version."""
+        name = self.s.converter
+        return {"name": name, "version": tool_versions().get(name)}
+
     def _write_contract(self, candidate: Candidate, entry: dict, held_out: ImageSet) -> None:
         s = self.s
         contract = {
@@ -312,10 +353,15 @@ class ExportRun:
                        "calibration": self.common["calibration"] if candidate.calibrated else None,
                        "tools": tool_versions(),
                        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-                       "onnx_opset": s.opset if candidate.target != "coreml" else None,
-                       "quantization": _quantization(candidate.precision, s.weight_granularity),
-                       "coreml_input": s.coreml_input if candidate.target == "coreml" else None},
-            "parity": {"reference": "pytorch-fp32", "images": entry["images"],
+                       "onnx_opset": s.opset if candidate.target == "onnx" or
+                       candidate.target == "tflite" and s.converter == "onnx2tf" else None,
+                       "quantization": _quantization(candidate, s),
+                       "coreml_input": s.coreml_input if candidate.target == "coreml" else None,
+                       **({"converter": self._converter(),
+                           "gpu_delegate": entry["gpu_delegate"],
+                           "xnnpack_fully_delegated": entry["xnnpack_fully_delegated"]}
+                          if candidate.target == "tflite" else {})},
+            "parity": {"reference": self._reference_name(), "images": entry["images"],
                        "held_out": held_out.source,
                        **{k: entry[k] for k in ("agreement", "agreement_confident",
                                                 "confident_share", "max_abs_err", "miou_artifact",
@@ -326,8 +372,14 @@ class ExportRun:
         contracts.write_contract(candidate.path, contract)
 
 
-def _quantization(precision: str, weights: str) -> str | None:
+def _quantization(candidate: Candidate, settings: ExportSettings) -> str | None:
     """How the artifact's weights (and activations) were quantized, for the contract."""
+    precision, weights = candidate.precision, settings.weight_granularity
+    if candidate.target == "tflite" and settings.converter == "litert-torch":
+        weights = "per-channel"  # PT2E's symmetric per-channel int8 weights
+        if precision == "int8":
+            return f"{weights} PT2E " + ("QAT (its learned ranges, no calibration)"
+                                         if settings.qat_program else "static PTQ")
     if precision in ("int8", "int16x8"):
         return f"{weights} static PTQ"
     if precision == "dynamic-int8":

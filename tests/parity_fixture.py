@@ -53,6 +53,8 @@ SUITE_EXPORTS = {
             "--coreml-variants", "fp16,palettized", "--threads", "2"],
     "folded": ["--target", "tflite", "--calib-count", "32", "--parity-count", "16",
                "--fold-normalization", "--fold-argmax", "--int16", "--threads", "2"],
+    "litert": ["--target", "tflite", "--converter", "litert-torch", "--calib-count", "32",
+               "--parity-count", "16", "--threads", "2"],
 }
 # Keys a compact checkpoint keeps: enough to rebuild, export, evaluate and trace the model.
 KEPT = ("format", "arch", "model", "dataset", "config", "epoch", "metrics")

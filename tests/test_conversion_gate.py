@@ -77,7 +77,7 @@ def test_a_refusal_says_whether_the_model_is_undecided_or_broken_by_quantization
     undecided = {"precision": "int8", "agreement": 0.946, "agreement_confident": 0.998,
                  "confident_share": 0.71, "miou_drop": 0.1}
     (failure,) = judge(undecided, DEFAULT_THRESHOLDS)
-    assert failure.startswith("agreement 0.9460 < 0.97 (0.9980 on the 71% of pixels")
+    assert failure.startswith("agreement 0.9460 < 0.97 (0.9980 on the 71% of pixels where the")
     assert "undecided (undertrained), not broken by quantization" in failure
     broken = dict(undecided, agreement_confident=0.90)
     (failure,) = judge(broken, DEFAULT_THRESHOLDS)

@@ -9,7 +9,9 @@ mobile targets use moved to executorch, which is not installable offline here.)
 What this measures: the int8 accuracy of the PyTorch model, with real quantize/dequantize
 ops in the graph. What ships is still the TFLite model that `conversion.export` quantizes
 with its own calibration; `training/compression/quantization.py` simulates *that* scheme
-(int8 activations, TFLite's op boundaries), and its QAT is what trains weights for it. Both numbers are reported.
+(int8 activations, TFLite's op boundaries), and its QAT is what trains weights for it. Both
+numbers are reported. `qat_program` is PT2E's own QAT, with litert-torch's quantizer: what
+litert-torch converts to int8 TFLite with the learned ranges.
 """
 from __future__ import annotations
 
@@ -88,3 +90,94 @@ def run_padded(graph: nn.Module, batch: torch.Tensor, batch_size: int) -> torch.
             if missing else chunk
         outputs.append(graph(padded)[:chunk.shape[0]])
     return torch.cat(outputs)
+
+
+def qat_program(model: nn.Module, train_loader, epochs: int, lr: float,
+                weight_decay: float = 1e-4, teacher: nn.Module | None = None,
+                alpha: float = 0.5, temperature: float = 2.0, ignore_index: int = 255):
+    """PT2E quantization-aware training with litert-torch's quantizer; returns the converted
+    (int8 quantize/dequantize) model as a torch.export program at batch 1, ready for
+    `litert_torch.convert` with no calibration: the activation ranges are the ones learned.
+
+    The graph is exported in train mode with a dynamic batch, `prepare_qat_pt2e` inserts
+    fake quantization (conv+BN folding simulated), then AdamW fine-tunes it on cross-entropy
+    (plus pixel KL from `teacher` at `temperature`, weighted `alpha`, when given).
+    """
+    import torch.nn.functional as F
+    from torchao.quantization.pt2e import move_exported_model_to_eval, \
+        move_exported_model_to_train
+    from torchao.quantization.pt2e.quantize_pt2e import prepare_qat_pt2e
+    from tqdm import tqdm
+
+    from training.engine import build_optimizer
+    from training.tasks import pixel_kl_divergence
+    quantizer = litert_quantizer(qat=True)
+    images, _ = next(iter(train_loader))
+    batch = torch.export.Dim("batch", min=1, max=1024)
+    graph = torch.export.export(copy.deepcopy(model).train(), (images,),
+                                dynamic_shapes=({0: batch},)).module()
+    graph = prepare_qat_pt2e(graph, quantizer)
+    move_exported_model_to_train(graph)
+    optimizer = build_optimizer(graph, lr, weight_decay)
+    steps = epochs * len(train_loader)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1 - s / max(steps, 1))
+    with tqdm(total=steps, desc="PT2E QAT", unit="batch") as bar:
+        for _ in range(epochs):
+            for images, masks in train_loader:
+                logits = graph(images)
+                loss = F.cross_entropy(logits, masks, ignore_index=ignore_index)
+                if teacher is not None:
+                    with torch.no_grad():
+                        soft = teacher(images)
+                    loss = alpha * pixel_kl_divergence(logits, soft, temperature,
+                                                       masks != ignore_index) + \
+                        (1 - alpha) * loss
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                scheduler.step()
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss.item():.3f}")
+    move_exported_model_to_eval(graph)
+    converted = convert_pt2e(graph, fold_quantize=False)
+    return torch.export.export(converted, (images[:1],))
+
+
+def litert_quantizer(qat: bool = False):
+    """litert-torch's PT2E quantizer: per-channel symmetric int8 weights, int8 activations
+    (what its TFLite converter turns into int8 kernels)."""
+    from training.errors import UserError
+    try:
+        from litert_torch.quantize.pt2e_quantizer import PT2EQuantizer, \
+            get_symmetric_quantization_config
+    except ImportError:
+        raise UserError("--converter litert-torch needs the optional extra: "
+                        "pip install -e '.[litert]'") from None
+    if qat:
+        _conv_bn_patterns_as_modules()
+    return PT2EQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True,
+                                                                        is_qat=qat))
+
+
+def _conv_bn_patterns_as_modules() -> None:
+    """litert-torch 0.10.0's QAT conv+BN annotator hands torchao 0.18's pattern exporter a plain
+    function, which torch 2.14's torch.export refuses ("Expected `mod` to be an instance of
+    `torch.nn.Module`"). torchao's own annotators wrap their patterns in its WrapperModule
+    first; this does the same for litert-torch's, once per process."""
+    from litert_torch.quantize import pt2e_quantizer_utils as annotators
+    from torchao.quantization.pt2e.export_utils import WrapperModule
+    export_pattern = annotators._get_aten_graph_module_for_pattern
+    if getattr(export_pattern, "wraps_plain_functions", False):
+        return
+
+    def as_module(pattern, *args, **kwargs):
+        module = pattern if isinstance(pattern, nn.Module) else WrapperModule(pattern)
+        return export_pattern(module, *args, **kwargs)
+    as_module.wraps_plain_functions = True
+    annotators._get_aten_graph_module_for_pattern = as_module
+
+
+def load_program(path) -> torch.export.ExportedProgram:
+    """A saved PT2E program; importing this module registered the quantize/dequantize ops that
+    torch.export.load needs to deserialize it."""
+    return torch.export.load(str(path))

@@ -87,18 +87,23 @@ def _finetune(model, checkpoint: dict, epochs: int, teacher: str | None, lr: flo
     return load_checkpoint(summary["best"])
 
 
+def _qat_start(checkpoint_path, out, suffix: str):
+    """(out path, checkpoint, model, loaders) for a QAT run; the output is checked first."""
+    out = Path(out) if out else Path(checkpoint_path).with_name(
+        f"{Path(checkpoint_path).stem}_qat{suffix}")
+    prepare_output_file(out, "--out")
+    torch.manual_seed(0)
+    checkpoint = load_checkpoint(checkpoint_path)
+    return out, checkpoint, model_from_checkpoint(checkpoint), loaders(checkpoint,
+                                                                       checkpoint_path)
+
+
 def quantization_aware_training(checkpoint_path: str | Path, epochs: int = 1,
                                 teacher: str | None = None, lr: float | None = None,
                                 out: str | Path | None = None, calib_batches: int = 4) -> dict:
     """Fine-tune under the TFLite-scheme fake quantization (QuantSim) and save a plain fp32
     checkpoint whose weights are robust to int8; returns the mIoUs before and after."""
-    out = Path(out) if out else Path(checkpoint_path).with_name(
-        f"{Path(checkpoint_path).stem}_qat.pth")
-    prepare_output_file(out, "--out")
-    torch.manual_seed(0)
-    checkpoint = load_checkpoint(checkpoint_path)
-    model = model_from_checkpoint(checkpoint)
-    train, val, spec = loaders(checkpoint, checkpoint_path)
+    out, checkpoint, model, (train, val, spec) = _qat_start(checkpoint_path, out, ".pth")
     calibration = first_batches(train, calib_batches)
     result = {"fp32_miou": _miou(model, val, spec),
               "ptq_int8_miou": int8_miou(model, calibration, val, spec)}
@@ -114,6 +119,39 @@ def quantization_aware_training(checkpoint_path: str | Path, epochs: int = 1,
     trained["quantization"] = {"mode": "qat", "source": str(checkpoint_path), **result}
     atomic_save(trained, out)
     return {**result, "out": str(out)}
+
+
+def pt2e_qat(checkpoint_path: str | Path, epochs: int = 1, teacher: str | None = None,
+             lr: float | None = None, out: str | Path | None = None) -> dict:
+    """QAT in PT2E (litert-torch's quantizer) and save the trained, converted model as a
+    torch.export program (`OUT.pt2`) that `conversion.export --converter litert-torch
+    --qat-program OUT.pt2` turns into int8 TFLite with the learned ranges, no calibration."""
+    from training.compression.pt2e import qat_program
+    out, checkpoint, model, (train, val, spec) = _qat_start(checkpoint_path, out, ".pt2")
+    train = DataLoader(train.dataset, batch_size=train.batch_size, shuffle=True,
+                       drop_last=True, generator=torch.Generator().manual_seed(0))
+    teacher_model = model_from_checkpoint(teacher) if teacher else None
+    program = qat_program(model, train, epochs, lr or checkpoint["config"]["lr"] / 10,
+                          teacher=teacher_model, ignore_index=spec.ignore_index)
+    torch.export.save(program, str(out))
+    quantized = program.module()
+    result = {"fp32_miou": _miou(model, val, spec),
+              "qat_pt2e_int8_miou": _miou(OneByOne(quantized), val, spec), "out": str(out)}
+    return result
+
+
+class OneByOne(torch.nn.Module):
+    """An exported batch-1 graph run image by image (evaluation batches are larger)."""
+
+    def __init__(self, graph, num_classes: int | None = None):
+        super().__init__()
+        self.graph, self.num_classes = graph, num_classes
+
+    def train(self, mode: bool = True):
+        return self  # the graph was exported in eval mode and refuses mode switches
+
+    def forward(self, images):
+        return torch.cat([self.graph(image[None]) for image in images])
 
 
 def prune_checkpoint(checkpoint_path: str | Path, method: str, importance: str, ratio: float,

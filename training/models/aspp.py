@@ -10,6 +10,7 @@ the effect.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -29,10 +30,12 @@ def conv_bn_relu(in_ch: int, out_ch: int, kernel: int = 1, dilation: int = 1,
 
 
 class ImagePooling(nn.Module):
-    """ASPP's global-context branch.
+    """ASPP's global-context branch: pool to 1x1, project, then back to the feature size.
 
-    The pooled 1x1 map is broadcast back with `expand` instead of an interpolation: the result
-    is identical and it converts to TFLite/CoreML as a plain broadcast.
+    The way back is a bilinear resize of the 1x1 map (torchvision's ASPPPooling), not
+    `expand`: both give the same constant map, but `expand` becomes TFLite's BROADCAST_TO,
+    which litert-torch's output fails to load with and which no phone GPU delegate takes,
+    while RESIZE_BILINEAR runs everywhere (onnx2tf, Core ML, XNNPACK, GPU delegates).
     """
 
     def __init__(self, in_ch: int, out_ch: int):
@@ -41,7 +44,8 @@ class ImagePooling(nn.Module):
         self.project = conv_bn_relu(in_ch, out_ch)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.project(self.pool(x)).expand(-1, -1, x.shape[-2], x.shape[-1])
+        return F.interpolate(self.project(self.pool(x)), size=x.shape[-2:], mode="bilinear",
+                             align_corners=False)
 
 
 class ASPP(nn.Module):

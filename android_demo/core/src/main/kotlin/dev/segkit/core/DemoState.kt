@@ -88,8 +88,9 @@ fun reduce(state: DemoState, event: DemoEvent): DemoState = when (event) {
             delegate = if (state.delegate in available) state.delegate else Delegate.CPU)
     }
     is DemoEvent.DelegateChosen ->
-        if (event.delegate in state.availableDelegates) state.copy(delegate = event.delegate, notice = null)
-        else state.copy(notice = "${event.delegate.label} is not available on this device.")
+        if (event.delegate in state.availableDelegates) {
+            state.copy(delegate = event.delegate, notice = gpuWarning(state, event.delegate))
+        } else state.copy(notice = "${event.delegate.label} is not available on this device.")
     is DemoEvent.DelegateFailed -> state.copy(
         delegate = Delegate.CPU,
         availableDelegates = state.availableDelegates.filter { it != event.delegate || it == Delegate.CPU },
@@ -145,4 +146,13 @@ class FpsMeter(private val window: Int = 30) {
         count = 0
         next = 0
     }
+}
+
+/** Before the GPU delegate runs: which ops of this model it cannot take (they fall back to the CPU). */
+internal fun gpuWarning(state: DemoState, delegate: Delegate): String? {
+    val model = state.model as? ModelStatus.Ready ?: return null
+    val ops = model.contract.gpuUnsupportedOps
+    if (delegate != Delegate.GPU || ops.isEmpty()) return null
+    return "The GPU delegate cannot run ${ops.joinToString(", ")} of this model: those ops fall " +
+        "back to the CPU, which can make it slower than CPU (XNNPACK) alone."
 }

@@ -62,7 +62,9 @@ data class ModelContract(
     val artifact: ArtifactInfo,
     val input: TensorSpec,
     val output: TensorSpec,
-    val classes: ClassInfo
+    val classes: ClassInfo,
+    /** Ops the exporter found that a phone's GPU delegate cannot take (export.gpu_delegate). */
+    val gpuUnsupportedOps: List<String> = emptyList()
 ) {
     companion object {
         /** Parse and check a contract; throws ProblemException with a user-facing Problem. */
@@ -86,7 +88,8 @@ data class ModelContract(
                 artifact(doc.obj("artifact")),
                 input(doc.obj("input")),
                 output(doc.obj("output")),
-                classes(doc.obj("classes"))
+                classes(doc.obj("classes")),
+                gpuUnsupportedOps(doc)
             )
             val problems = consistency(contract)
             if (problems.isNotEmpty()) throw unreadable(problems.joinToString("; "))
@@ -95,6 +98,14 @@ data class ModelContract(
 
         private fun unreadable(detail: String) =
             ProblemException(Problem.ContractUnreadable(detail))
+
+        /** Optional: contracts written before the GPU report have none, and read as none. */
+        private fun gpuUnsupportedOps(doc: Fields): List<String> {
+            val report = doc.optionalObj("export")?.optionalObj("gpu_delegate") ?: return emptyList()
+            return report.list("unsupported_ops").map {
+                it as? String ?: throw unreadable("export.gpu_delegate.unsupported_ops must hold names")
+            }
+        }
 
         private fun artifact(f: Fields) = ArtifactInfo(
             f.string("file"), f.string("target"), f.string("precision"),

@@ -32,6 +32,14 @@ class ContractTest {
     }
 
     @Test
+    fun theGpuReportIsReadAndOptional() {
+        assertEquals(emptyList<String>(), Golden.contract.gpuUnsupportedOps)
+        val text = contractWith("\"export\": {",
+            "\"export\": {\"gpu_delegate\": {\"compatible\": false, \"unsupported_ops\": [\"BROADCAST_TO\"]},")
+        assertEquals(listOf("BROADCAST_TO"), ModelContract.parse(text).gpuUnsupportedOps)
+    }
+
+    @Test
     fun aNewerSchemaVersionIsRefusedWithAClearMessage() {
         val p = problemOf(contractWith("\"schema_version\": 1", "\"schema_version\": 2"))
         assertEquals(Problem.UnsupportedSchema(2, 1), p)

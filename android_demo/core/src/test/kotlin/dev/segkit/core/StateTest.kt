@@ -125,6 +125,18 @@ class StateTest {
     }
 
     @Test
+    fun choosingTheGpuWarnsAboutTheOpsItCannotTake() {
+        val partial = contract.copy(gpuUnsupportedOps = listOf("BROADCAST_TO"))
+        var s = reduce(DemoState(), DemoEvent.DelegatesAvailable(listOf(Delegate.GPU)))
+        s = reduce(s, DemoEvent.ModelLoaded(partial))
+        s = reduce(s, DemoEvent.DelegateChosen(Delegate.GPU))
+        assertEquals(Delegate.GPU, s.delegate)
+        assertTrue(s.notice!!.contains("BROADCAST_TO"))
+        s = reduce(reduce(s, DemoEvent.ModelLoaded(contract)), DemoEvent.DelegateChosen(Delegate.GPU))
+        assertNull(s.notice)
+    }
+
+    @Test
     fun framesUpdateTimingsLegendAndClearFrameProblems() {
         var s = reduce(DemoState(), DemoEvent.ModelLoaded(contract))
         assertEquals(contract.classes.count, s.legend.size)

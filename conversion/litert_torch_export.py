@@ -1,0 +1,153 @@
+"""PyTorch -> TFLite directly with litert-torch (torch.export, no ONNX hop), PT2E for int8.
+
+Variants, named and gated like onnx2tf's (conversion.tflite_export.VARIANTS):
+  fp32          litert_torch.convert of the deployed model (NHWC in and out, as the apps take)
+  fp16          fp16 weights (litert-torch's full_fp16_recipe), fp32 compute
+  dynamic-int8  int8 weights, activations quantized at run time (full_dynamic_recipe)
+  int8          PT2E static int8: per-channel symmetric weights, per-tensor activations
+                calibrated on the export's --calib images, int8 input and output; or, with a
+                QAT program from `training.quantize --mode qat --converter litert-torch`,
+                the ranges QAT learned, with no calibration at all
+
+litert-torch is an optional extra (`pip install -e '.[litert]'`): it brings jax, transformers
+and a 290 MB converter library, and pins typing-extensions below what coremltools' cattrs
+declares. Like every converter it runs in a child process (`python -m
+conversion.litert_torch_export`), its log in a file.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from conversion.child_process import run_converter
+from training.errors import UserError
+
+EXTRA = "pip install -e '.[litert]'"
+RESULTS = "litert_torch_results.json"
+
+
+def require_extra() -> str:
+    """litert-torch's version, or one clear UserError naming the install command."""
+    if importlib.util.find_spec("litert_torch") is None:
+        raise UserError(f"--converter litert-torch needs the optional extra: {EXTRA}")
+    from importlib import metadata
+    return metadata.version("litert-torch")
+
+
+def convert_with_litert_torch(checkpoint: Path, work_dir: Path, name: str, size, *,
+                              calibration: np.ndarray | None, fold_normalization: bool,
+                              fold_argmax: bool, qat_program: Path | None = None,
+                              timeout_s: float = 3600) -> dict[str, Path]:
+    """Every variant of `checkpoint` at `size`; returns {precision: path}."""
+    require_extra()
+    work_dir = Path(work_dir).resolve()
+    work_dir.mkdir(parents=True, exist_ok=True)
+    args = ["--checkpoint", str(Path(checkpoint).resolve()), "--out", str(work_dir),
+            "--name", name, "--input-size", *map(str, size)]
+    args += ["--fold-normalization"] * fold_normalization + ["--fold-argmax"] * fold_argmax
+    if qat_program is not None:
+        args += ["--qat-program", str(Path(qat_program).resolve())]
+    elif calibration is not None:
+        np.save(work_dir / "calibration.npy", calibration)
+        args += ["--calib", str(work_dir / "calibration.npy")]
+    results = work_dir / RESULTS
+    run_converter("litert-torch", "conversion.litert_torch_export", args,
+                  work_dir / "litert_torch.log", timeout_s=timeout_s, succeeded=results.is_file)
+    return {precision: work_dir / file for precision, file in
+            json.loads(results.read_text()).items()}
+
+
+# ---- the child process -------------------------------------------------------------------
+
+def _deployed(core, fold_normalization: bool, fold_argmax: bool):
+    """`core` (NCHW in, logits out) as the apps run it: NHWC in, NHWC logits or a class map."""
+    import litert_torch
+
+    from conversion.onnx_export import DeployWrapper
+    wrapper = DeployWrapper(core, fold_normalization=fold_normalization,
+                            fold_argmax=fold_argmax)
+    return litert_torch.to_channel_last_io(wrapper, args=[0],
+                                           outputs=[] if fold_argmax else [0])
+
+
+def _calibration_inputs(path: str, fold_normalization: bool):
+    """uint8 NHWC frames -> what the deployed model's NHWC input takes (pixels or normalised)."""
+    import torch
+
+    from training.preprocessing import MEAN, STD
+    frames = torch.from_numpy(np.load(path).astype(np.float32))
+    if not fold_normalization:
+        frames = (frames / 255 - torch.tensor(MEAN)) / torch.tensor(STD)
+    return [frames[i:i + 1] for i in range(len(frames))]
+
+
+def _convert(args: argparse.Namespace) -> None:
+    os.environ.setdefault("LITERT_TORCH_SHOW_PROGRESS", "n")
+    import litert_torch
+    import torch
+    from litert_torch.generative.quantize import quant_recipes
+    from litert_torch.quantize.pt2e_quantizer import PT2EQuantizer, \
+        get_symmetric_quantization_config
+    from litert_torch.quantize.quant_config import QuantConfig
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+    from conversion.tflite_export import file_suffix
+    from training.checkpoint import model_from_checkpoint
+
+    model = model_from_checkpoint(args.checkpoint).eval()
+    deployed = _deployed(model, args.fold_normalization, args.fold_argmax).eval()
+    height, width = args.input_size
+    example = (torch.rand(1, height, width, 3) * (255 if args.fold_normalization else 1),)
+    out, produced = Path(args.out), {}
+
+    def save(precision: str, edge) -> None:
+        file = f"{args.name}_{file_suffix(precision)}.tflite"
+        edge.export(str(out / file))
+        produced[precision] = file
+
+    if not args.qat_program:  # a QAT program gives its int8 only; the rest is the checkpoint's
+        save("fp32", litert_torch.convert(deployed, example))
+        save("fp16", litert_torch.convert(deployed, example,
+                                          quant_config=quant_recipes.full_fp16_recipe()))
+        save("dynamic-int8", litert_torch.convert(
+            deployed, example, quant_config=quant_recipes.full_dynamic_recipe()))
+    quantizer = PT2EQuantizer().set_global(get_symmetric_quantization_config(
+        is_per_channel=True, is_qat=bool(args.qat_program)))
+    if args.qat_program:  # QAT's own ranges: the trained, converted core, no calibration
+        from training.compression.pt2e import load_program
+        core = load_program(args.qat_program).module()
+        graph = _deployed(core, args.fold_normalization, args.fold_argmax)
+    else:
+        graph = prepare_pt2e(torch.export.export(deployed, example).module(), quantizer)
+        for batch in _calibration_inputs(args.calib, args.fold_normalization):
+            graph(batch)
+        graph = convert_pt2e(graph, fold_quantize=False)
+    save("int8", litert_torch.convert(graph, example,
+                                      quant_config=QuantConfig(pt2e_quantizer=quantizer)))
+    (out / RESULTS).write_text(json.dumps(produced))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="litert-torch in a clean process (internal)")
+    parser.add_argument("--checkpoint", required=True)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--name", required=True)
+    parser.add_argument("--input-size", type=int, nargs=2, required=True)
+    parser.add_argument("--calib", help=".npy of uint8 NHWC calibration frames")
+    parser.add_argument("--qat-program", help="torch.export program of a PT2E QAT model")
+    parser.add_argument("--fold-normalization", action="store_true")
+    parser.add_argument("--fold-argmax", action="store_true")
+    args = parser.parse_args(argv)
+    if not args.calib and not args.qat_program:
+        parser.error("int8 needs --calib frames or a --qat-program")
+    _convert(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
