@@ -39,7 +39,7 @@ from benchmarks import paper_report
 from training.checkpoint import load_checkpoint
 from training.config import CHOICES, DEFAULTS, learning_settings, load_yaml, validate_config
 from training.data import parse_dataset_spec
-from training.errors import UserError, run_cli
+from training.errors import UserError, exit_if_interrupted, run_cli
 from training.evaluation import evaluate_checkpoints
 from training.fit import run
 from training.io import atomic_write_text, file_sha256, prepare_output_dir
@@ -150,9 +150,7 @@ def run_stage(name: str, config: dict, distill: bool, workdir: Path) -> Path:
           + (" with distillation" if distill else ""), file=sys.stderr)
     started = time.perf_counter()
     summary = run(dict(config), resume=resume, distill=distill)
-    if summary.get("interrupted"):
-        print(f"interrupted: rerun the same command to continue ({last})", file=sys.stderr)
-        sys.exit(130)
+    exit_if_interrupted(summary, f"rerun the same command to continue ({last})")
     # Timings from metrics.csv: it spans every session of a resumed run.
     history = read_history(run_dir / "metrics.csv")
     record = {"config": config, "teacher_sha256": teacher_sha256,

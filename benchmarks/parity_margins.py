@@ -27,7 +27,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from training.errors import UserError, run_cli
-from training.io import atomic_write_text
+from training.io import atomic_write_text, write_results
 from training.machine import machine_record, supported_onednn_isas
 
 DEFAULT_ISAS = ("SSE41", "AVX", "AVX2", "AVX512_CORE", "default")
@@ -196,9 +196,7 @@ def main(argv: list[str] | None = None) -> dict:
               "worst_int8": worst["int8_agreement"],
               "worst_int8_margin": worst["margins"]["int8"],
               "all_margins_met": margins_met(rows, DEFAULT_THRESHOLDS)}
-    atomic_write_text(args.json, json.dumps(result, indent=2) + "\n")
-    atomic_write_text(args.json.with_suffix(".md"), markdown(result))
-    print(markdown(result))
+    write_results(args.json, result, markdown(result))
     return result
 
 

@@ -27,7 +27,7 @@ from pathlib import Path
 from conversion.footage import open_source
 from conversion.render import Model, segment_footage
 from conversion.runtimes import open_artifact
-from training.errors import UserError, run_cli
+from training.errors import UserError, exit_if_interrupted, run_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -84,10 +84,7 @@ def main(argv: list[str] | None = None) -> dict:
                        summary["stages"].items() if values["median_ms"] is not None)
     print(f"{summary['frames']} frames at {summary['fps'] or 0:.1f} FPS (median ms: {stages}) "
           f"-> {args.out}", file=sys.stderr)
-    if summary["interrupted"]:
-        print(f"interrupted: the {summary['frames']} frames done are in {args.out}",
-              file=sys.stderr)
-        sys.exit(130)
+    exit_if_interrupted(summary, f"the {summary['frames']} frames done are in {args.out}")
     return summary
 
 

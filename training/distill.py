@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 from training.config import add_config_arguments, flag_values, resolve_config
-from training.errors import UserError, run_cli
+from training.errors import UserError, exit_if_interrupted, run_cli
 from training.evaluation import evaluate_checkpoints
 from training.fit import ROOT, config_to_resume, ensure_teacher, recorded_miou, run
 from training.report import teacher_below_student
@@ -48,10 +48,7 @@ def main(argv=None) -> dict:
     if not config["teacher"]:
         raise UserError("no teacher: pass --teacher CKPT or --teacher-config YAML")
     summary = run(config, resume=args.resume, distill=True)
-    if summary.get("interrupted"):
-        print(f"interrupted: state saved to {summary['last']}; continue with --resume",
-              file=sys.stderr)
-        sys.exit(130)
+    exit_if_interrupted(summary, f"state saved to {summary['last']}; continue with --resume")
     teacher_miou = recorded_miou(config["teacher"], config["dataset"])
     student_miou = summary.get("best_miou")
     if not args.no_report and Path(summary["best"]).is_file():

@@ -26,3 +26,10 @@ def run_cli(main: Callable[[list[str] | None], object], argv: list[str] | None =
             raise
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
+
+
+def exit_if_interrupted(summary: dict, message: str) -> None:
+    """After Ctrl-C the work done so far was kept: say where (one line) and exit 130."""
+    if summary.get("interrupted"):
+        print(f"interrupted: {message}", file=sys.stderr)
+        sys.exit(130)

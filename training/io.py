@@ -46,6 +46,15 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     atomic_save(text.encode(), path, write=lambda data, stream: stream.write(data))
 
 
+def write_results(path: str | Path, result: dict, markdown: str) -> None:
+    """A benchmark's results: JSON at `path`, the same table as Markdown beside it (.md), both
+    written atomically, and the Markdown printed."""
+    import json
+    atomic_write_text(path, json.dumps(result, indent=2) + "\n")
+    atomic_write_text(Path(path).with_suffix(".md"), markdown)
+    print(markdown)
+
+
 def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as stream:

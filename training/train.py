@@ -10,10 +10,9 @@ The run itself is `training.fit.run`; `training.distill` adds a teacher.
 from __future__ import annotations
 
 import argparse
-import sys
 
 from training.config import add_config_arguments, flag_values, resolve_config
-from training.errors import run_cli
+from training.errors import exit_if_interrupted, run_cli
 from training.fit import config_to_resume, run
 
 
@@ -27,10 +26,7 @@ def main(argv=None) -> dict:
     else:
         config = resolve_config(args.config, flags=flag_values(args), distillation=False)
     summary = run(config, resume=args.resume)
-    if summary.get("interrupted"):
-        print(f"interrupted: state saved to {summary['last']}; continue with --resume",
-              file=sys.stderr)
-        sys.exit(130)
+    exit_if_interrupted(summary, f"state saved to {summary['last']}; continue with --resume")
     return summary
 
 
