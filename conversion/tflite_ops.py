@@ -70,9 +70,11 @@ def xnnpack_fully_delegated(path: str | Path) -> bool | None:
     try:
         from ai_edge_litert.compiled_model import CompiledModel
         from ai_edge_litert.hardware_accelerator import HardwareAccelerator
-        with _native_stderr_quiet():
+        with _native_stderr_quiet():  # its teardown logs too: release it in here
             model = CompiledModel.from_file(str(path), hardware_accel=HardwareAccelerator.CPU)
-            return bool(model.is_fully_accelerated())
+            accelerated = bool(model.is_fully_accelerated())
+            del model
+            return accelerated
     except (ImportError, RuntimeError):
         return None
 

@@ -19,7 +19,8 @@ ROOT = Path(__file__).resolve().parents[1]
 ENTRY_POINTS = ["training.train", "training.distill", "training.evaluate", "training.profile",
                 "training.prune", "training.quantize", "training.incremental",
                 "training.data.preview", "conversion.export", "conversion.benchmark",
-                "conversion.contract", "conversion.apps", "benchmarks.paper_table",
+                "conversion.contract", "conversion.apps", "conversion.run",
+                "benchmarks.paper_table", "benchmarks.converters", "benchmarks.web_latency",
                 "benchmarks.compression_sweep", "benchmarks.int8_probe",
                 "benchmarks.stride_ceiling", "benchmarks.parity_margins",
                 "benchmarks.quickstart", "benchmarks.incremental_protocol"]
