@@ -265,6 +265,17 @@ def read_output(raw: np.ndarray, spec: dict) -> np.ndarray:
                                 else logits)
 
 
+def read_classes(raw: np.ndarray, spec: dict) -> np.ndarray:
+    """The artifact's raw output -> an int64 (N, H, W) class map. Logits are argmaxed as they
+    come: dequantization (scale > 0) keeps their order, ties included, so skipping it and the
+    NHWC -> NCHW copy gives `read_output(...).argmax(1)` exactly, several times faster."""
+    if spec["semantics"] == "class_map":
+        return read_output(raw, spec)
+    if spec["quantization"] is not None and not spec["quantization"]["scale"] > 0:
+        return read_output(raw, spec).argmax(1)
+    return raw.argmax(-1 if spec["layout"] == "NHWC" else 1)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Print the model-contract JSON Schema, or "
                                                  "validate contract files.")

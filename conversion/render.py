@@ -3,7 +3,7 @@
 `segment_footage` runs one artifact (and, to compare, a second) on every frame of a
 `conversion.footage` source, exactly as the apps do: resize to the contract's input size
 (bilinear with antialias, as the parity check and training do), `prepare_input`, invoke,
-`read_output`, argmax; the class map then goes back to the frame's own size (nearest) for the
+`read_classes` (the argmax); the class map then goes back to the frame's own size (nearest) for the
 overlay. It writes into a staging folder inside `out` and moves the results into `out` at
 the end, also after Ctrl-C (with the frames done so far and a valid summary), so a failed
 run leaves nothing half-written.
@@ -22,7 +22,7 @@ from PIL import Image, ImageDraw
 from tqdm import tqdm
 
 from conversion.calibration import resize_frames
-from conversion.contract import prepare_input, read_output
+from conversion.contract import prepare_input, read_classes
 from training.io import atomic_write_text, prepare_output_dir, remove_empty
 from training.metrics import SegmentationMetrics
 
@@ -76,8 +76,7 @@ class Model:
         raw = self.runtime.invoke(x)
         times["infer"].append((time.perf_counter() - start) * 1000)
         start = time.perf_counter()
-        output = read_output(raw, self.runtime.output_spec)
-        classes = output[0] if output.ndim == 3 else output[0].argmax(0)
+        classes = read_classes(raw, self.runtime.output_spec)[0]
         times["post"].append((time.perf_counter() - start) * 1000)
         return classes
 

@@ -105,6 +105,21 @@ def test_read_output_dequantizes_and_moves_classes_first():
     assert contracts.read_output(np.ones((1, 4, 6), np.uint8), class_map).dtype == np.int64
 
 
+def test_read_classes_is_the_argmax_of_the_dequantized_logits_ties_included():
+    spec = good_contract()["output"]  # int8 NHWC logits, scale 0.1, zero point 2
+    rng = np.random.default_rng(0)
+    raw = rng.integers(-128, 128, (2, 5, 7, 19)).astype(np.int8)
+    raw[0, 0, 0, :] = 7  # a 19-way tie: both take the first class
+    raw[1, 2, 3, [4, 9]] = 127  # a two-way tie at the top
+    expected = contracts.read_output(raw, spec).argmax(1)
+    classes = contracts.read_classes(raw, spec)
+    assert classes.shape == (2, 5, 7) and np.array_equal(classes, expected)
+    assert classes[0, 0, 0] == 0 and classes[1, 2, 3] == 4
+    nchw = dict(spec, layout="NCHW", quantization=None)
+    logits = rng.normal(size=(1, 19, 5, 7)).astype(np.float32)
+    assert np.array_equal(contracts.read_classes(logits, nchw), logits.argmax(1))
+
+
 def test_thresholds_parse_over_the_defaults_and_refuse_nonsense():
     thresholds = parse_thresholds(["int8.agreement=0.98", "fp32.max_abs_err=1e-4"])
     assert thresholds["int8"] == {"agreement": 0.98, "miou_drop": 2.0}
