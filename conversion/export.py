@@ -19,12 +19,11 @@ from pathlib import Path
 from conversion.parity import DEFAULT_THRESHOLDS, parse_thresholds
 from conversion.pipeline import DEFAULT_CHECKPOINT, TARGETS, ExportRun, ExportSettings
 from conversion.child_process import ConversionError
-from conversion.litert_torch_export import EXTRA, require_extra
 from conversion.tflite_export import WEIGHT_GRANULARITIES
+from training.compression import LITERT_EXTRA, TFLITE_CONVERTERS, require_litert_torch
 from training.errors import UserError, run_cli
 
 COREML_VARIANTS = ("fp16", "int8", "palettized")
-CONVERTERS = ("onnx2tf", "litert-torch")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,10 +37,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", type=Path, help="output directory (default: artifacts/RUN)")
     parser.add_argument("--name", help="artifact file prefix (default: the architecture)")
     parser.add_argument("--threads", type=int, default=2, help="runtime threads for latency")
-    parser.add_argument("--converter", choices=CONVERTERS, default="onnx2tf",
+    parser.add_argument("--converter", choices=TFLITE_CONVERTERS, default="onnx2tf",
                         help="TFLite converter: onnx2tf (PyTorch -> ONNX -> TFLite, the "
                              "default) or litert-torch (PyTorch -> TFLite through torch.export; "
-                             f"optional extra: {EXTRA})")
+                             f"optional extra: {LITERT_EXTRA})")
     parser.add_argument("--qat-program", type=Path, metavar="FILE.pt2",
                         help="litert-torch: the int8 TFLite of this PT2E QAT program "
                              "(training.quantize --mode qat --converter litert-torch), with no "
@@ -97,7 +96,7 @@ def settings_from(args: argparse.Namespace) -> ExportSettings:
     if args.threads < 1:
         raise UserError(f"--threads must be at least 1, got {args.threads}")
     if args.converter == "litert-torch":
-        require_extra()
+        require_litert_torch()
         for flag, given in (("--int16", args.int16),
                             ("--int8-weights per-tensor", args.int8_weights == "per-tensor")):
             if given:

@@ -17,7 +17,6 @@ conversion.litert_torch_export`), its log in a file.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import sys
@@ -26,18 +25,9 @@ from pathlib import Path
 import numpy as np
 
 from conversion.child_process import run_converter
-from training.errors import UserError
+from training.compression import require_litert_torch
 
-EXTRA = "pip install -e '.[litert]'"
 RESULTS = "litert_torch_results.json"
-
-
-def require_extra() -> str:
-    """litert-torch's version, or one clear UserError naming the install command."""
-    if importlib.util.find_spec("litert_torch") is None:
-        raise UserError(f"--converter litert-torch needs the optional extra: {EXTRA}")
-    from importlib import metadata
-    return metadata.version("litert-torch")
 
 
 def convert_with_litert_torch(checkpoint: Path, work_dir: Path, name: str, size, *,
@@ -45,7 +35,7 @@ def convert_with_litert_torch(checkpoint: Path, work_dir: Path, name: str, size,
                               fold_argmax: bool, qat_program: Path | None = None,
                               timeout_s: float = 3600) -> dict[str, Path]:
     """Every variant of `checkpoint` at `size`; returns {precision: path}."""
-    require_extra()
+    require_litert_torch()
     work_dir = Path(work_dir).resolve()
     work_dir.mkdir(parents=True, exist_ok=True)
     args = ["--checkpoint", str(Path(checkpoint).resolve()), "--out", str(work_dir),
@@ -92,8 +82,6 @@ def _convert(args: argparse.Namespace) -> None:
     import litert_torch
     import torch
     from litert_torch.generative.quantize import quant_recipes
-    from litert_torch.quantize.pt2e_quantizer import PT2EQuantizer, \
-        get_symmetric_quantization_config
     from litert_torch.quantize.quant_config import QuantConfig
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
@@ -117,10 +105,9 @@ def _convert(args: argparse.Namespace) -> None:
                                           quant_config=quant_recipes.full_fp16_recipe()))
         save("dynamic-int8", litert_torch.convert(
             deployed, example, quant_config=quant_recipes.full_dynamic_recipe()))
-    quantizer = PT2EQuantizer().set_global(get_symmetric_quantization_config(
-        is_per_channel=True, is_qat=bool(args.qat_program)))
+    from training.compression.pt2e import litert_quantizer, load_program
+    quantizer = litert_quantizer(qat=bool(args.qat_program))
     if args.qat_program:  # QAT's own ranges: the trained, converted core, no calibration
-        from training.compression.pt2e import load_program
         core = load_program(args.qat_program).module()
         graph = _deployed(core, args.fold_normalization, args.fold_argmax)
     else:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from training.compression import TFLITE_CONVERTERS
 from training.compression.runs import measure_int8, pt2e_qat, quantization_aware_training
 from training.errors import UserError, run_cli
 
@@ -46,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="qat learning rate (default: a tenth of the checkpoint's)")
     parser.add_argument("--out", default=None, help="qat: output checkpoint (.pth), or "
                         "with --converter litert-torch the QAT program (.pt2)")
-    parser.add_argument("--converter", choices=("onnx2tf", "litert-torch"), default="onnx2tf",
+    parser.add_argument("--converter", choices=TFLITE_CONVERTERS, default="onnx2tf",
                         help="qat: onnx2tf trains under a simulation of its TFLite scheme and "
                              "writes fp32 weights (onnx2tf calibrates them again); litert-torch "
                              "trains in PT2E and keeps the learned ranges (conversion.export "

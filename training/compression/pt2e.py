@@ -22,6 +22,8 @@ from typing import Iterable
 import torch
 from torch import nn
 
+from training.compression import require_litert_torch
+
 # torchao 0.18 registers an Enum with torch's pytree at import, which logs a deprecation
 # warning on every run; it concerns torchao's code, not ours.
 _pytree_log = logging.getLogger("torch.utils._pytree")
@@ -146,13 +148,9 @@ def qat_program(model: nn.Module, train_loader, epochs: int, lr: float,
 def litert_quantizer(qat: bool = False):
     """litert-torch's PT2E quantizer: per-channel symmetric int8 weights, int8 activations
     (what its TFLite converter turns into int8 kernels)."""
-    from training.errors import UserError
-    try:
-        from litert_torch.quantize.pt2e_quantizer import PT2EQuantizer, \
-            get_symmetric_quantization_config
-    except ImportError:
-        raise UserError("--converter litert-torch needs the optional extra: "
-                        "pip install -e '.[litert]'") from None
+    require_litert_torch()
+    from litert_torch.quantize.pt2e_quantizer import PT2EQuantizer, \
+        get_symmetric_quantization_config
     if qat:
         _conv_bn_patterns_as_modules()
     return PT2EQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True,
