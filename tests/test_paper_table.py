@@ -3,13 +3,15 @@ the table, reuse; and the seed arithmetic on hand-made numbers."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
-from benchmarks import paper_table
+from benchmarks import paper_report, paper_table
 from benchmarks.seed_stats import mean_sd, paired_gain
 from training.errors import UserError
 
+ROOT = Path(__file__).resolve().parent.parent
 SPEC = "synthetic:size=64x128,train=8,val=4,test=0,seed=1"
 
 
@@ -154,3 +156,30 @@ def test_stage_plan_with_schedules_and_the_kd_grid(tmp_path):
             assert config["lr_step_epochs"] == 2  # the paper's 30 of 90, scaled to 6 epochs
         if stages[name]["distill"]:
             assert config["teacher"].endswith("teacher_r50_poly/best.pth")
+
+
+def test_readme_block_is_rewritten_between_its_markers(first_run, tmp_path):
+    _, table = first_run
+    begin, end = paper_report.README_MARKERS
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{begin}\nstale numbers\n{end}\noutro\n")
+    assert paper_report.update_readme(table, readme)
+    text = readme.read_text()
+    assert "stale numbers" not in text and text.startswith("intro\n") and text.endswith("outro\n")
+    assert paper_report.readme_block(table) in text
+    assert not paper_report.update_readme(table, readme)  # a second run changes nothing
+    readme.write_text("no markers here\n")
+    with pytest.raises(UserError, match="needs exactly one"):
+        paper_report.update_readme(table, readme)
+    assert readme.read_text() == "no markers here\n"  # nothing half-written
+
+
+def test_the_readme_study_tables_are_the_committed_results():
+    """README.md's study block must be what benchmarks.paper_report renders from the committed
+    table.json: a hand-edited or stale number fails here."""
+    table = json.loads((ROOT / "benchmarks/results/paper_table/table.json").read_text())
+    begin, end = paper_report.README_MARKERS
+    block = (ROOT / "README.md").read_text().split(begin)[1].split(end)[0]
+    assert block == "\n" + paper_report.readme_block(table), (
+        "regenerate it: python -m benchmarks.paper_report "
+        "benchmarks/results/paper_table/table.json --readme README.md")
