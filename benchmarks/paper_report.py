@@ -95,7 +95,8 @@ def build_table(stages: dict, rows: list[dict], exports: dict[str, list[dict]],
         sum(v or 0.0 for v in extra.get("export_wall_s", {}).values())
     table = {"dataset": args.dataset, "split": "val", "input_size": list(args.input_size),
              "epochs": {"teacher": args.teacher_epochs, "students": args.epochs},
-             "seeds": args.seeds, "schedule": args.schedule, "batch_size": args.batch_size,
+             "seeds": args.seeds, "schedule": args.schedule,
+             "soft_labels": getattr(args, "soft_labels", "cached"), "batch_size": args.batch_size,
              "device": args.device, "threads": args.threads, "bf16_requested": args.bf16,
              "bf16_used": study_teacher["bf16"],
              "initialisation": "from scratch (no ImageNet weights offline)",
@@ -195,7 +196,8 @@ def markdown(table: dict) -> str:
     machine = table.get("machine", {})
     lines = [f"Dataset `{table['dataset']}` ({table['split']} split), {height}x{width}, teacher "
              f"{table['epochs']['teacher']} / students {table['epochs']['students']} epochs, "
-             f"{table['seeds']} seed(s) per student, schedule `{table['schedule']}`, batch "
+             f"{table['seeds']} seed(s) per student, schedule `{table['schedule']}`, soft labels "
+             f"{table.get('soft_labels', 'cached')}, batch "
              f"{table['batch_size']}, bf16 {'on' if table['bf16_used'] else 'off'} "
              f"(--bf16 {table['bf16_requested']}), {table['initialisation']}. Measured on "
              f"{machine.get('machine', '?')} ({', '.join(machine.get('cpu_flags', []))}); "

@@ -10,7 +10,8 @@ stage resumes from its last.pth, so rerunning the command continues where it sto
                recipe); --compare-schedules also trains it with the two other schedules at
                the same epochs (last, after the students), for the comparison table only;
   2. students  deeplabv3lite_resnet18 and deeplabv3lite_mobilenetv2, each trained plain and
-               distilled from the teacher's cached soft labels, under --seeds seeds (seed s:
+               distilled from the teacher's soft labels (--soft-labels cached, or online:
+               the teacher runs on each augmented batch), under --seeds seeds (seed s:
                the same initial weights, data order and augmentation with and without KD, so
                the KD gain is measured paired); --kd-grid adds alpha x temperature runs of one
                student (seed 0);
@@ -87,7 +88,7 @@ def stage_configs(args: argparse.Namespace) -> dict[str, dict]:
     for short, path in STUDENT_RECIPES.items():
         for seed in range(args.seeds):
             kd = recipe(path, args.epochs, args.schedule)
-            kd.update(teacher=teacher_path, soft_labels="cached", seed=seed)
+            kd.update(teacher=teacher_path, soft_labels=args.soft_labels, seed=seed)
             plain = dict(kd, teacher=None, soft_labels=DEFAULTS["soft_labels"])
             for distill, config in ((False, plain), (True, kd)):
                 stages[student_stage(short, distill, seed)] = {
@@ -110,6 +111,9 @@ def stage_configs(args: argparse.Namespace) -> dict[str, dict]:
     for name, stage in stages.items():
         stage["config"]["name"] = name
         validate_config(stage["config"])  # resolves bf16 'auto' for this machine
+        if stage["distill"] and args.soft_labels == "online":
+            # The teacher then runs every step: in bf16 wherever the student trains in it.
+            stage["config"]["teacher_bf16"] = stage["config"]["bf16"]
     return stages
 
 
@@ -240,6 +244,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--kd-grid", choices=tuple(STUDENT_RECIPES),
                         help="also distil this student (seed 0) over alpha in "
                              f"{GRID_ALPHAS} x T in {GRID_TEMPERATURES}")
+    parser.add_argument("--soft-labels", choices=CHOICES["soft_labels"], default="cached",
+                        help="cached: the teacher's logits of each un-augmented image, computed "
+                             "once (the paper's precomputed labels); online: the teacher runs "
+                             "on every augmented batch (slower, but its labels match the crop)")
     parser.add_argument("--input-size", type=int, nargs=2, default=[144, 192],
                         metavar=("H", "W"), help="training and evaluation size")
     parser.add_argument("--batch-size", type=int, default=8)

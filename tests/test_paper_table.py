@@ -183,3 +183,22 @@ def test_the_readme_study_tables_are_the_committed_results():
     assert block == "\n" + paper_report.readme_block(table), (
         "regenerate it: python -m benchmarks.paper_report "
         "benchmarks/results/paper_table/table.json --readme README.md")
+
+
+@pytest.mark.parametrize("mode", ["cached", "online"])
+def test_soft_label_mode_reaches_only_the_distilled_stages(tmp_path, mode):
+    args = paper_table.parse_args(_args(tmp_path, "--soft-labels", mode, "--bf16", "on"))
+    stages = paper_table.stage_configs(args)
+    for name, stage in stages.items():
+        config = stage["config"]
+        if stage["distill"]:
+            assert config["soft_labels"] == mode
+            # An online teacher runs every step, in bf16 like the student; a cached one once.
+            assert config["teacher_bf16"] is (mode == "online")
+        else:  # plain students are the same runs whichever labels the KD twins read
+            assert config["teacher"] is None and config["teacher_bf16"] is False
+    plain = [stages[n]["config"] for n in stages if n.startswith("r18_plain")]
+    other = paper_table.stage_configs(paper_table.parse_args(
+        _args(tmp_path, "--soft-labels", "online" if mode == "cached" else "cached",
+              "--bf16", "on")))
+    assert plain == [other[n]["config"] for n in other if n.startswith("r18_plain")]
