@@ -189,7 +189,8 @@ def run_evaluation(checkpoints: list[Path], args: argparse.Namespace) -> list[di
     started = time.perf_counter()
     evaluate_checkpoints(checkpoints, args.dataset, "val", args.input_size, out,
                          out / "table.json", workers=args.workers, device=args.device,
-                         threads=args.threads, show=False)
+                         threads=args.threads, show=False,
+                         progress=not args.no_progress)
     rows = json.loads((out / "table.json").read_text())  # plain JSON types, as when reused
     for row, path in zip(rows, checkpoints, strict=True):
         assert row["checkpoint"] == str(path), (row["checkpoint"], path)

@@ -100,7 +100,8 @@ def evaluate_checkpoint(path: Path, name: str, checkpoint: dict, model: nn.Modul
                         options: dict, device: torch.device) -> CheckpointResult:
     collector = BatchCollector(spec.num_classes, spec.ignore_index)
     metrics = evaluate_model(model.to(device), loader, spec.num_classes, spec.ignore_index,
-                             device, on_batch=collector, description=name)
+                             device, on_batch=collector, description=name,
+                             progress=options.get("progress", True))
     model.cpu()
     row = {
         "name": name, "checkpoint": str(path), "model": checkpoint["arch"]["name"],
@@ -164,7 +165,7 @@ def evaluate_checkpoints(paths: list[Path], dataset: str | None = None, split: s
                          batch_size: int = 4, workers: int = 2, device: str = "auto",
                          threads: int | None = None, profile: bool = True,
                          latency_runs: int = 10, skip_corrupt: bool = False,
-                         show: bool = True) -> list[dict]:
+                         show: bool = True, progress: bool = True) -> list[dict]:
     """Evaluate `paths` on one split; write the report into `out` (and the rows to
     `json_path`); return the rows. Output paths are checked before anything is evaluated."""
     for option, value in (("batch-size", batch_size), ("threads", threads),
@@ -184,7 +185,7 @@ def evaluate_checkpoints(paths: list[Path], dataset: str | None = None, split: s
             created += prepare_output_file(json_path, "--json")
         return _evaluate(paths, checkpoints, models, spec, input_size, split, out, json_path,
                          max_images, batch_size, workers, torch_device, threads, profile,
-                         latency_runs, skip_corrupt, show)
+                         latency_runs, skip_corrupt, show, progress)
     except BaseException:
         remove_empty(created)
         raise
@@ -192,7 +193,7 @@ def evaluate_checkpoints(paths: list[Path], dataset: str | None = None, split: s
 
 def _evaluate(paths, checkpoints, models, spec, input_size, split, out, json_path, max_images,
               batch_size, workers, torch_device, threads, profile, latency_runs, skip_corrupt,
-              show) -> list[dict]:
+              show, progress) -> list[dict]:
     threads = threads or torch.get_num_threads()
     torch.set_num_threads(threads)
 
@@ -205,13 +206,13 @@ def _evaluate(paths, checkpoints, models, spec, input_size, split, out, json_pat
     loader = build_loader(data, batch_size=batch_size, shuffle=False, workers=workers, seed=0,
                           drop_last=False)
     options = {"split": split, "input_size": input_size, "threads": threads,
-               "profile": profile, "latency_runs": latency_runs}
+               "profile": profile, "latency_runs": latency_runs, "progress": progress}
     names = row_names(paths)
     source = data.dataset if isinstance(data, Subset) else data  # where skips are counted
     results, counted = [], getattr(source, "skipped", 0)
     for path, name, checkpoint, model in tqdm(list(zip(paths, names, checkpoints, models)),
                                               desc="checkpoints", unit="ckpt",
-                                              disable=not show):
+                                              disable=not progress):
         result = evaluate_checkpoint(path, name, checkpoint, model, spec, loader, options,
                                      torch_device)
         skipped, counted = getattr(source, "skipped", 0) - counted, getattr(source, "skipped", 0)
