@@ -26,10 +26,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-from conversion.export import CONVERTERS, build_parser, settings_from
+from conversion.export import build_parser, settings_from
 from conversion.pipeline import ExportRun
 from conversion.tflite_export import SHIPPED
 from training.checkpoint import load_checkpoint
+from training.compression import TFLITE_CONVERTERS
 from training.data import parse_dataset_spec
 from training.errors import UserError, run_cli
 from training.io import prepare_output_file, write_results
@@ -63,7 +64,7 @@ def compare_converters(checkpoint: Path, latency_size, calib_count: int, parity_
                        threads: int, runs: int, work: Path) -> list[dict]:
     parity_count = held_out_count(checkpoint, parity_count)
     rows = []
-    for converter in CONVERTERS:
+    for converter in TFLITE_CONVERTERS:
         print(f"{checkpoint}: {converter} ...", file=sys.stderr, flush=True)
         accuracy = export_rows(checkpoint, converter, work / converter / "accuracy", None,
                                calib_count, parity_count, threads, runs=3)
