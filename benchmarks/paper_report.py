@@ -2,8 +2,8 @@
 
 Kept apart from the stage runner so that the table can be rebuilt from saved results alone
 (`python -m benchmarks.paper_report benchmarks/results/paper_table/table.json --readme
-README.md` re-renders table.md, summary.png and the README's study tables). The students are summarised over seeds as mean ± sd, with the KD
-gain paired per seed (benchmarks.seed_stats).
+README.md` re-renders table.md, summary.png and the README's study tables). The students are
+summarised over seeds as mean ± sd, with the KD gain paired per seed (benchmarks.seed_stats).
 """
 from __future__ import annotations
 
@@ -96,7 +96,7 @@ def build_table(stages: dict, rows: list[dict], exports: dict[str, list[dict]],
     table = {"dataset": args.dataset, "split": "val", "input_size": list(args.input_size),
              "epochs": {"teacher": args.teacher_epochs, "students": args.epochs},
              "seeds": args.seeds, "schedule": args.schedule,
-             "soft_labels": getattr(args, "soft_labels", "cached"), "batch_size": args.batch_size,
+             "soft_labels": args.soft_labels, "batch_size": args.batch_size,
              "device": args.device, "threads": args.threads, "bf16_requested": args.bf16,
              "bf16_used": study_teacher["bf16"],
              "initialisation": "from scratch (no ImageNet weights offline)",
@@ -343,9 +343,9 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     table = json.loads(args.table.read_text())
     table["goals"] = goals(table)
-    written = write(table, args.table.parent)
-    if args.readme and update_readme(table, args.readme):
-        written.append(args.readme)
+    # The README first: a README without its markers stops the run before anything is written.
+    readme_changed = bool(args.readme) and update_readme(table, args.readme)
+    written = write(table, args.table.parent) + [args.readme] * readme_changed
     print("wrote " + ", ".join(map(str, written)), file=sys.stderr)
 
 
