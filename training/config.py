@@ -39,7 +39,7 @@ DEFAULTS: dict = {
 }
 
 CHOICES = {"lr_schedule": ("step", "poly", "cosine"), "soft_labels": ("online", "cached"),
-           "kd_loss": ("kl", "cwd"), "device": ("auto", "cpu", "cuda")}
+           "kd_loss": ("kl", "cwd", "dist"), "device": ("auto", "cpu", "cuda")}
 # Keys that name, place or display a run without changing what it learns.
 COSMETIC = frozenset({"name", "output_dir", "progress", "workers", "teacher_config", "cache_dir"})
 # Keys only distillation reads: training.train refuses them, and a plain run does not record them.
@@ -220,7 +220,8 @@ def add_config_arguments(parser: argparse.ArgumentParser, distillation: bool = F
         group.add_argument("--temperature", type=float, default=s)
         group.add_argument("--soft-labels", choices=CHOICES["soft_labels"], default=s)
         group.add_argument("--kd-loss", choices=CHOICES["kd_loss"], default=s,
-                           help="kl: pixel-wise KL (the paper); cwd: channel-wise distillation")
+                           help="kl: pixel-wise KL (the paper); cwd: channel-wise distillation; "
+                                "dist: DIST's Pearson relations (for large teacher gaps)")
         group.add_argument("--teacher-bf16", action=argparse.BooleanOptionalAction, default=s)
         group.add_argument("--cache-dir", default=s)
 

@@ -13,6 +13,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from training.config import CHOICES
+
+# kl: pixel-wise KL (the paper's); cwd: channel-wise; dist: DIST's Pearson relations.
+KD_LOSSES = CHOICES["kd_loss"]
+
 
 def pixel_kl_divergence(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
                         temperature: float, valid: torch.Tensor | None = None) -> torch.Tensor:
@@ -39,6 +44,36 @@ def channel_wise_divergence(student_logits: torch.Tensor, teacher_logits: torch.
     log_teacher = F.log_softmax(teacher_logits.float().reshape(n, c, -1) / temperature, dim=2)
     divergence = (log_teacher.exp() * (log_teacher - log_student)).sum(2)
     return divergence.mean() * temperature ** 2
+
+
+def _pearson_distance(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """1 - Pearson correlation of each row of a with the same row of b, averaged over rows."""
+    a, b = a - a.mean(1, keepdim=True), b - b.mean(1, keepdim=True)
+    correlation = (a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1) + eps)
+    return (1 - correlation).mean()
+
+
+def relation_divergence(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
+                        temperature: float, valid: torch.Tensor | None = None,
+                        inter_weight: float = 1.0, intra_weight: float = 1.0) -> torch.Tensor:
+    """DIST (Huang et al., NeurIPS 2022): match the teacher's *relations*, not its values.
+
+    Inter-class: per pixel, 1 - Pearson(student's class distribution, teacher's); intra-class:
+    per class, 1 - Pearson over the (valid) pixels. Correlation ignores shift and scale, so a
+    small student is not pushed to copy a far stronger teacher's exact confidence, which is
+    what plain KL asks when the gap is large. Scaled by T^2 like the KL term."""
+    c = student_logits.shape[1]
+    student = F.softmax(student_logits.float() / temperature, dim=1).movedim(1, -1).reshape(-1, c)
+    teacher = F.softmax(teacher_logits.float() / temperature, dim=1).movedim(1, -1).reshape(-1, c)
+    if valid is not None:
+        keep = valid.reshape(-1)
+        student, teacher = student[keep], teacher[keep]
+    if student.shape[0] == 0:
+        return student_logits.sum() * 0
+    loss = inter_weight * _pearson_distance(student, teacher)
+    if student.shape[0] > 1:  # a correlation over pixels needs two of them
+        loss = loss + intra_weight * _pearson_distance(student.t(), teacher.t())
+    return loss * temperature ** 2
 
 
 class SupervisedTask(nn.Module):
@@ -78,7 +113,8 @@ class SupervisedTask(nn.Module):
 
 
 class DistillationTask(SupervisedTask):
-    """loss = alpha * soft + (1 - alpha) * hard, soft = pixel KL (or CWD) against the teacher."""
+    """loss = alpha * soft + (1 - alpha) * hard, soft = pixel KL (or CWD, or DIST) against the
+    teacher."""
 
     def __init__(self, student: nn.Module, teacher: nn.Module | None, alpha: float,
                  temperature: float, kd_loss: str = "kl", ignore_index: int = 255,
@@ -88,8 +124,8 @@ class DistillationTask(SupervisedTask):
             raise ValueError(f"alpha must be in [0, 1], got {alpha}")
         if temperature <= 0:
             raise ValueError(f"temperature must be positive, got {temperature}")
-        if kd_loss not in ("kl", "cwd"):
-            raise ValueError(f"kd_loss must be 'kl' or 'cwd', got {kd_loss!r}")
+        if kd_loss not in KD_LOSSES:
+            raise ValueError(f"kd_loss must be one of {', '.join(KD_LOSSES)}, got {kd_loss!r}")
         self.teacher = teacher
         if teacher is not None:
             teacher.eval().requires_grad_(False)
@@ -126,6 +162,9 @@ class DistillationTask(SupervisedTask):
                                     align_corners=False)
         if self.kd_loss == "cwd":
             soft = channel_wise_divergence(student, teacher, self.temperature)
+        elif self.kd_loss == "dist":
+            soft = relation_divergence(student, teacher, self.temperature,
+                                       valid=masks != self.ignore_index)
         else:
             soft = pixel_kl_divergence(student, teacher, self.temperature,
                                        valid=masks != self.ignore_index)
