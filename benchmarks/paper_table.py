@@ -1,8 +1,11 @@
 """The paper's study on real street scenes: teacher, students with and without KD over seeds.
 
-    python -m benchmarks.paper_table --dataset camvid:../shared/datasets/camvid \
-        --input-size 96 128 --teacher-epochs 60 --epochs 10 --seeds 3 \
-        [--schedule cosine] [--compare-schedules] [--kd-grid mnv2] [--bf16 auto] [--device cuda]
+    python -m benchmarks.paper_table --dataset camvid:../shared/datasets/camvid
+    python -m benchmarks.paper_table --dataset camvid:../shared/datasets/camvid --pilot mnv2
+
+The defaults are the study's budget: 96x128, teacher and students 40 epochs each (students
+train as long as the teacher: a KD gain measured on unfinished students says little), cosine
+schedule, 3 seeds, the students' configs' KD recipe (configs/camvid_*_kd.yaml).
 
 Stages, each reused when it already finished with the same settings (an interrupted training
 stage resumes from its last.pth, so rerunning the command continues where it stopped):
@@ -10,21 +13,24 @@ stage resumes from its last.pth, so rerunning the command continues where it sto
                recipe); --compare-schedules also trains it with the two other schedules at
                the same epochs (last, after the students), for the comparison table only;
   2. students  deeplabv3lite_resnet18 and deeplabv3lite_mobilenetv2, each trained plain and
-               distilled from the teacher's soft labels (--soft-labels cached, or online:
-               the teacher runs on each augmented batch), under --seeds seeds (seed s:
-               the same initial weights, data order and augmentation with and without KD, so
-               the KD gain is measured paired); --kd-grid adds alpha x temperature runs of one
-               student (seed 0);
+               distilled with the KD recipe (--soft-labels, --kd-loss, --alpha,
+               --temperature), under --seeds seeds (seed s: the same initial weights, data
+               order and augmentation with and without KD, so the KD gain is paired);
+               --kd-grid adds alpha x temperature runs of one student (seed 0);
   3. evaluate  every stage on the val split: mIoU, mAE, GFLOPs, params, memory, fp32 latency;
   4. export    the seed-0 students to TFLite through conversion.export, int8 calibrated on
                train images, measured on the whole val split (latency with --threads);
   5. table     table.md, table.json and plots in --out (benchmarks.paper_report).
 
-The recipe is the paper's (AdamW, batch 8, dropout, BatchNorm) shortened to --epochs, with the
-learning-rate schedule of --schedule: `step` is the paper's x0.1 every 30 of 90 epochs, scaled
-to every epochs // 3; `poly` and `cosine` decay smoothly. `--bf16 auto` trains in bf16 autocast
-with channels_last where the CPU has native bf16 (training.machine) and in fp32 elsewhere; the
-results record which. Checkpoints stay in --workdir.
+--pilot STUDENT runs the teacher and that student's seed 0 only: plain and once per
+--pilot-recipe (default: cached KL a0.5 T2, online KL a0.5 T2, cached KL a0.5 T4), and writes
+pilot.json / pilot.md (benchmarks.pilot_report): val mIoU at the best and the last epoch, train
+mIoU per epoch, per-class IoU. Its runs share --workdir with the study, so the seeds reuse
+the teacher, the plain seed-0 run and the chosen recipe's seed-0 run.
+
+`--bf16 auto` trains in bf16 autocast with channels_last where the CPU has native bf16
+(training.machine) and in fp32 elsewhere; the results record which. Checkpoints stay in
+--workdir.
 """
 from __future__ import annotations
 
@@ -34,87 +40,21 @@ import sys
 import time
 from pathlib import Path
 
-import torch
-
-from benchmarks import paper_report
+from benchmarks import paper_report, pilot_report
+from benchmarks.study_plan import GRID_ALPHAS, GRID_TEMPERATURES, PILOT_RECIPES, ROOT, \
+    STUDENT_RECIPES, KDRecipe, StudyPlan, default_recipe, stage_configs
 from training.checkpoint import load_checkpoint
-from training.config import CHOICES, DEFAULTS, learning_settings, load_yaml, validate_config
+from training.config import CHOICES, learning_settings
 from training.data import parse_dataset_spec
 from training.errors import UserError, exit_if_interrupted, run_cli
 from training.evaluation import evaluate_checkpoints
 from training.fit import run
 from training.io import atomic_write_text, file_sha256, prepare_output_dir
 from training.machine import machine_record
-from training.models import validate_input_size
 from training.report import read_history
 
-ROOT = Path(__file__).resolve().parent.parent
-TEACHER_RECIPE = ROOT / "configs" / "camvid_teacher_r50.yaml"
-STUDENT_RECIPES = {"r18": ROOT / "configs" / "camvid_r18_kd.yaml",
-                   "mnv2": ROOT / "configs" / "camvid_mobilenetv2_kd.yaml"}
-GRID_ALPHAS, GRID_TEMPERATURES = (0.3, 0.5, 0.7), (1.0, 2.0, 4.0)
 # Besides the usual cosmetic keys: the device, and the teacher's path (its hash is checked).
 _ALSO_IGNORED = ("device", "teacher")
-
-
-def teacher_stage(schedule: str) -> str:
-    return f"teacher_r50_{schedule}"
-
-
-def student_stage(short: str, kd: bool, seed: int, alpha=None, temperature=None) -> str:
-    grid = "" if alpha is None else f"_a{alpha:g}_T{temperature:g}"
-    return f"{short}_{'kd' if kd else 'plain'}{grid}_s{seed}"
-
-
-def stage_configs(args: argparse.Namespace) -> dict[str, dict]:
-    """name -> {"config", "distill", "role", ...} for every training stage, teachers first."""
-    def recipe(path: Path, epochs: int, schedule: str) -> dict:
-        config = dict(DEFAULTS, **load_yaml(path))
-        config.update(dataset=args.dataset, input_size=list(args.input_size), epochs=epochs,
-                      lr_schedule=schedule, lr_step_epochs=max(1, epochs // 3),
-                      output_dir=str(args.workdir), device=args.device,
-                      progress=not args.no_progress, workers=args.workers,
-                      batch_size=args.batch_size, bf16=args.bf16,
-                      cache_dir=str(args.workdir / "soft_label_cache"))
-        return config
-
-    def teacher(schedule: str) -> dict:
-        return {"config": recipe(TEACHER_RECIPE, args.teacher_epochs, schedule),
-                "distill": False, "role": "teacher", "schedule": schedule,
-                "study": schedule == args.schedule}
-
-    stages = {teacher_stage(args.schedule): teacher(args.schedule)}
-    teacher_path = str(args.workdir / teacher_stage(args.schedule) / "best.pth")
-    for short, path in STUDENT_RECIPES.items():
-        for seed in range(args.seeds):
-            kd = recipe(path, args.epochs, args.schedule)
-            kd.update(teacher=teacher_path, soft_labels=args.soft_labels, seed=seed)
-            plain = dict(kd, teacher=None, soft_labels=DEFAULTS["soft_labels"])
-            for distill, config in ((False, plain), (True, kd)):
-                stages[student_stage(short, distill, seed)] = {
-                    "config": config, "distill": distill, "role": "student", "student": short,
-                    "seed": seed, "alpha": kd["alpha"] if distill else None,
-                    "temperature": kd["temperature"] if distill else None}
-    if args.kd_grid:
-        base = stages[student_stage(args.kd_grid, True, 0)]
-        for alpha in GRID_ALPHAS:
-            for temperature in GRID_TEMPERATURES:
-                if (alpha, temperature) == (base["alpha"], base["temperature"]):
-                    continue  # that cell is the study's own seed-0 run
-                config = dict(base["config"], alpha=alpha, temperature=temperature)
-                stages[student_stage(args.kd_grid, True, 0, alpha, temperature)] = {
-                    **base, "config": config, "alpha": alpha, "temperature": temperature,
-                    "role": "grid"}
-    if args.compare_schedules:  # last: the study's results do not wait for them
-        for schedule in CHOICES["lr_schedule"]:
-            stages.setdefault(teacher_stage(schedule), teacher(schedule))
-    for name, stage in stages.items():
-        stage["config"]["name"] = name
-        validate_config(stage["config"])  # resolves bf16 'auto' for this machine
-        if stage["distill"] and args.soft_labels == "online":
-            # The teacher then runs every step: in bf16 wherever the student trains in it.
-            stage["config"]["teacher_bf16"] = stage["config"]["bf16"]
-    return stages
 
 
 def _learning(config: dict) -> dict:
@@ -177,79 +117,113 @@ def _fingerprint(paths: list[Path]) -> list[list]:
     return [[str(p), p.stat().st_size, p.stat().st_mtime_ns] for p in paths]
 
 
-def run_evaluation(checkpoints: list[Path], args: argparse.Namespace) -> list[dict]:
-    """The paper's metric and cost columns for every checkpoint (reused while unchanged)."""
-    out = args.out / "evaluation"  # small files: tables, confusion matrices, overlays, curves
-    stamp = args.workdir / "evaluation_done.json"
-    key = {"checkpoints": _fingerprint(checkpoints), "size": list(args.input_size),
-           "threads": args.threads}
-    if stamp.is_file() and json.loads(stamp.read_text()).get("key") == key:
-        print("[evaluate] reusing the evaluation of unchanged checkpoints", file=sys.stderr)
-        return json.loads(stamp.read_text())["rows"]
+def _reused(stamp: Path, key: dict) -> dict | None:
+    """The record a finished step left in `stamp`, when it ran with the same `key`."""
+    if stamp.is_file():
+        record = json.loads(stamp.read_text())
+        if record.get("key") == key:
+            return record
+    return None
+
+
+def _finish(stamp: Path, key: dict, started: float, **record) -> dict:
+    record = {"key": key, **record, "wall_s": time.perf_counter() - started}
+    atomic_write_text(stamp, json.dumps(record, indent=2, default=str))
+    return record
+
+
+def run_evaluation(checkpoints: list[Path], plan: StudyPlan, split: str = "val",
+                   out: Path | None = None, profile: bool = True) -> dict:
+    """The paper's metric (and, with `profile`, cost) columns for every checkpoint on `split`,
+    reused while the checkpoints are unchanged. Returns {"rows", "wall_s"}."""
+    out = out or plan.out / "evaluation"  # small files: tables, confusions, overlays, curves
+    stamp = plan.workdir / ("evaluation_done.json" if out == plan.out / "evaluation"
+                            else f"evaluation_{out.name}_done.json")
+    key = {"checkpoints": _fingerprint(checkpoints), "size": list(plan.input_size),
+           "threads": plan.threads, "split": split, "profile": profile}
+    record = _reused(stamp, key)
+    if record:
+        print(f"[evaluate {split}] reusing the evaluation of unchanged checkpoints",
+              file=sys.stderr)
+        return record
     started = time.perf_counter()
-    evaluate_checkpoints(checkpoints, args.dataset, "val", args.input_size, out,
-                         out / "table.json", workers=args.workers, device=args.device,
-                         threads=args.threads, show=False,
-                         progress=not args.no_progress)
+    evaluate_checkpoints(checkpoints, plan.dataset, split, plan.input_size, out,
+                         out / "table.json", workers=plan.workers, device=plan.device,
+                         threads=plan.threads, profile=profile, show=False,
+                         progress=plan.progress)
     rows = json.loads((out / "table.json").read_text())  # plain JSON types, as when reused
     for row, path in zip(rows, checkpoints, strict=True):
         assert row["checkpoint"] == str(path), (row["checkpoint"], path)
-    atomic_write_text(stamp, json.dumps({"key": key, "rows": rows,
-                                         "wall_s": time.perf_counter() - started}))
-    return rows
+    return _finish(stamp, key, started, rows=rows)
 
 
-def run_export(name: str, checkpoint: Path, args: argparse.Namespace) -> dict:
+def run_export(name: str, checkpoint: Path, plan: StudyPlan) -> dict:
     """TFLite fp32/fp16/dynamic/int8 of one student, calibrated on train, measured on val."""
     from conversion.parity import parse_thresholds
     from conversion.pipeline import ExportRun, ExportSettings
-    out = args.workdir / "export" / name
-    stamp = out / "done.json"
-    key = {"checkpoint": _fingerprint([checkpoint]), "size": list(args.input_size),
-           "calib_count": args.calib_count, "threads": args.threads}
-    if stamp.is_file() and json.loads(stamp.read_text()).get("key") == key:
+    out = plan.workdir / "export" / name
+    key = {"checkpoint": _fingerprint([checkpoint]), "size": list(plan.input_size),
+           "calib_count": plan.calib_count, "threads": plan.threads}
+    record = _reused(out / "done.json", key)
+    if record:
         print(f"[export {name}] reusing {out}", file=sys.stderr)
-        return json.loads(stamp.read_text())["entries"]
-    val_images = len(parse_dataset_spec(args.dataset).build("val"))
+        return record
+    val_images = len(parse_dataset_spec(plan.dataset).build("val"))
     # Every variant is measured and reported; none is held back by the gate here, because the
     # table shows what each precision costs, failing or not (`passed` records the verdict).
     settings = ExportSettings(targets=["tflite"], checkpoint=checkpoint,
-                              input_size=tuple(args.input_size), calib=args.dataset,
-                              calib_count=args.calib_count, parity_data=args.dataset,
-                              parity_count=val_images, out=out, threads=args.threads,
+                              input_size=tuple(plan.input_size), calib=plan.dataset,
+                              calib_count=plan.calib_count, parity_data=plan.dataset,
+                              parity_count=val_images, out=out, threads=plan.threads,
                               thresholds=parse_thresholds(None))
-    print(f"[export {name}] TFLite, int8 calibrated on {args.calib_count} train images",
+    print(f"[export {name}] TFLite, int8 calibrated on {plan.calib_count} train images",
           file=sys.stderr)
     started = time.perf_counter()
-    result = ExportRun(settings).run()
-    entries = result["entries"]
-    atomic_write_text(stamp, json.dumps({"key": key, "entries": entries,
-                                         "wall_s": time.perf_counter() - started},
-                                        indent=2, default=str))
-    return entries
+    return _finish(out / "done.json", key, started, entries=ExportRun(settings).run()["entries"])
 
 
-def parse_args(argv=None) -> argparse.Namespace:
+def _recipe(text: str) -> KDRecipe:
+    try:
+        return KDRecipe.parse(text)
+    except UserError as error:  # argparse prints only this kind's message
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def parse_args(argv=None) -> StudyPlan:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", required=True, metavar="SPEC",
                         help="camvid:ROOT (any spec with train and val splits works)")
-    parser.add_argument("--epochs", type=int, default=12, help="student epochs")
+    parser.add_argument("--epochs", type=int, default=40, help="student epochs")
     parser.add_argument("--teacher-epochs", type=int, help="default: --epochs")
-    parser.add_argument("--seeds", type=int, default=1,
+    parser.add_argument("--seeds", type=int, default=3,
                         help="train every student with and without KD under seeds 0..N-1")
-    parser.add_argument("--schedule", choices=CHOICES["lr_schedule"], default="step",
-                        help="learning-rate schedule of every stage (step: the paper's)")
+    parser.add_argument("--schedule", choices=CHOICES["lr_schedule"], default="cosine",
+                        help="learning-rate schedule of every stage (step: the paper's x0.1 "
+                             "every 30 of 90 epochs, scaled to every epochs // 3)")
     parser.add_argument("--compare-schedules", action="store_true",
                         help="also train the teacher with the other schedules (same epochs)")
     parser.add_argument("--kd-grid", choices=tuple(STUDENT_RECIPES),
                         help="also distil this student (seed 0) over alpha in "
                              f"{GRID_ALPHAS} x T in {GRID_TEMPERATURES}")
-    parser.add_argument("--soft-labels", choices=CHOICES["soft_labels"], default="cached",
-                        help="cached: the teacher's logits of each un-augmented image, computed "
-                             "once (the paper's precomputed labels); online: the teacher runs "
-                             "on every augmented batch (slower, but its labels match the crop)")
-    parser.add_argument("--input-size", type=int, nargs=2, default=[144, 192],
+    recipe = default_recipe()
+    kd = parser.add_argument_group("the study's KD recipe (default: configs/camvid_*_kd.yaml)")
+    kd.add_argument("--soft-labels", choices=CHOICES["soft_labels"], default=recipe.soft_labels,
+                    help="cached: the teacher's logits of each un-augmented image, computed "
+                         "once (the paper's precomputed labels); online: the teacher runs on "
+                         "every augmented batch (slower, but its labels match the crop)")
+    kd.add_argument("--kd-loss", choices=CHOICES["kd_loss"], default=recipe.kd_loss)
+    kd.add_argument("--alpha", type=float, default=recipe.alpha)
+    kd.add_argument("--temperature", type=float, default=recipe.temperature)
+    parser.add_argument("--pilot", choices=tuple(STUDENT_RECIPES),
+                        help="only the teacher and this student's seed 0: plain and each "
+                             "--pilot-recipe (pilot.json / pilot.md)")
+    parser.add_argument("--pilot-recipe", action="append", type=_recipe,
+                        metavar="SOFT:LOSS:ALPHA:T",
+                        help="a pilot recipe, repeatable (default: "
+                             + ", ".join(f"{r.soft_labels}:{r.kd_loss}:{r.alpha:g}:"
+                                         f"{r.temperature:g}" for r in PILOT_RECIPES) + ")")
+    parser.add_argument("--input-size", type=int, nargs=2, default=[96, 128],
                         metavar=("H", "W"), help="training and evaluation size")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--bf16", choices=("on", "off", "auto"), default="auto",
@@ -267,44 +241,63 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "paper_table", help="table.md, table.json and plots")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
-    args.teacher_epochs = args.teacher_epochs or args.epochs
-    for option in ("epochs", "teacher_epochs", "seeds", "batch_size", "threads", "calib_count"):
-        if getattr(args, option) < 1:
-            raise UserError(f"--{option.replace('_', '-')} must be at least 1")
-    if args.device == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda: no CUDA device is available here")
-    validate_input_size(args.input_size, 16)
-    spec = parse_dataset_spec(args.dataset)
-    if not {"train", "val"} <= set(spec.splits):
-        raise UserError(f"{args.dataset!r} needs train and val splits, has {spec.splits}")
-    return args
+    return StudyPlan(
+        dataset=args.dataset, workdir=args.workdir, out=args.out,
+        input_size=tuple(args.input_size), epochs=args.epochs,
+        teacher_epochs=args.teacher_epochs, seeds=args.seeds, schedule=args.schedule,
+        recipe=KDRecipe(args.soft_labels, args.kd_loss, args.alpha, args.temperature),
+        compare_schedules=args.compare_schedules, kd_grid=args.kd_grid, pilot=args.pilot,
+        pilot_recipes=tuple(args.pilot_recipe or PILOT_RECIPES), batch_size=args.batch_size,
+        bf16=args.bf16, device=args.device, threads=args.threads, workers=args.workers,
+        calib_count=args.calib_count, skip_export=args.skip_export,
+        progress=not args.no_progress)
 
 
-def main(argv=None) -> dict:
-    args = parse_args(argv)
-    prepare_output_dir(args.workdir, "--workdir")
-    prepare_output_dir(args.out, "--out")
-    args.workdir.mkdir(parents=True, exist_ok=True)
-    stages = stage_configs(args)
-    checkpoints = {name: run_stage(name, stage["config"], stage["distill"], args.workdir)
+def run_study(plan: StudyPlan) -> dict:
+    """Train every stage of `plan` (reusing finished ones), evaluate, export, and write the
+    study's table, or the pilot's when `plan.pilot` is set."""
+    prepare_output_dir(plan.workdir, "--workdir")
+    prepare_output_dir(plan.out, "--out")
+    plan.workdir.mkdir(parents=True, exist_ok=True)
+    stages = stage_configs(plan)
+    checkpoints = {name: run_stage(name, stage["config"], stage["distill"], plan.workdir)
                    for name, stage in stages.items()}
-    rows = run_evaluation(list(checkpoints.values()), args)
-    exports = {} if args.skip_export else \
-        {name: run_export(name, checkpoints[name], args) for name, stage in stages.items()
-         if stage["role"] == "student" and stage["seed"] == 0}
-    done = {name: json.loads((args.workdir / name / "done.json").read_text())
+    done = {name: json.loads((plan.workdir / name / "done.json").read_text())
             for name in stages}
-    evaluation = json.loads((args.workdir / "evaluation_done.json").read_text())
-    export_wall = {name: json.loads((args.workdir / "export" / name / "done.json").read_text())
-                   .get("wall_s") for name in exports}
-    table = paper_report.build_table(stages, rows, exports, done, args,
-                                     {"machine": machine_record(),
-                                      "evaluation_wall_s": evaluation.get("wall_s"),
-                                      "export_wall_s": export_wall})
-    written = paper_report.write(table, args.out)
+    if plan.pilot:
+        return run_pilot_report(plan, stages, checkpoints, done)
+    evaluation = run_evaluation(list(checkpoints.values()), plan)
+    exports = {} if plan.skip_export else \
+        {name: run_export(name, checkpoints[name], plan)
+         for name, stage in stages.items() if stage["role"] == "student" and stage["seed"] == 0}
+    table = paper_report.build_table(
+        stages, evaluation["rows"], {name: e["entries"] for name, e in exports.items()}, done,
+        plan, {"machine": machine_record(), "evaluation_wall_s": evaluation.get("wall_s"),
+               "export_wall_s": {name: e.get("wall_s") for name, e in exports.items()}})
+    written = paper_report.write(table, plan.out)
     print(paper_report.markdown(table))
     print("wrote " + ", ".join(map(str, written)), file=sys.stderr)
     return table
+
+
+def run_pilot_report(plan: StudyPlan, stages: dict, checkpoints: dict, done: dict) -> dict:
+    """Each pilot run at its best and its last epoch, on val and on train (overfitting)."""
+    pilot = [name for name, stage in stages.items() if stage["role"] == "pilot"]
+    paths = [p for name in pilot for p in (checkpoints[name], checkpoints[name].parent /
+                                           "last.pth")]
+    evaluations = {split: run_evaluation(paths, plan, split, plan.out / f"pilot_{split}",
+                                         profile=False)["rows"] for split in ("val", "train")}
+    histories = {name: read_history(plan.workdir / name / "metrics.csv") for name in pilot}
+    report = pilot_report.build(plan, stages, done, histories, evaluations,
+                                machine_record())
+    written = pilot_report.write(report, plan.out)
+    print(pilot_report.markdown(report))
+    print("wrote " + ", ".join(map(str, written)), file=sys.stderr)
+    return report
+
+
+def main(argv=None) -> dict:
+    return run_study(parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks import paper_report, paper_table
+from benchmarks.study_plan import KDRecipe, StudyPlan, stage_configs
 from benchmarks.seed_stats import mean_sd, paired_gain
 from training.errors import UserError
 
@@ -30,8 +31,10 @@ def first_run(tmp_path_factory):
 def test_table_has_every_stage_and_column(first_run):
     tmp_path, table = first_run
     stages = [row["stage"] for row in table["rows"]]
-    assert stages == ["teacher_r50_step", "r18_plain_s0", "r18_kd_s0", "r18_plain_s1",
-                      "r18_kd_s1", "mnv2_plain_s0", "mnv2_kd_s0", "mnv2_plain_s1", "mnv2_kd_s1"]
+    kd = "kd_cached_kl_a0.5_T2"  # the students' configs' recipe, in every KD stage's name
+    assert stages == ["teacher_r50_cosine", "r18_plain_s0", f"r18_{kd}_s0", "r18_plain_s1",
+                      f"r18_{kd}_s1", "mnv2_plain_s0", f"mnv2_{kd}_s0", "mnv2_plain_s1",
+                      f"mnv2_{kd}_s1"]
     saved = json.loads((tmp_path / "results" / "table.json").read_text())
     assert saved["rows"] == json.loads(json.dumps(table["rows"]))
     teacher = table["rows"][0]
@@ -43,18 +46,28 @@ def test_table_has_every_stage_and_column(first_run):
             assert row["gflops"] < teacher["gflops"] and row["params_m"] < teacher["params_m"]
     # The KD stages really distilled: their runs recorded the teacher and cached soft labels.
     work = tmp_path / "work"
-    kd_config = json.loads((work / "mnv2_kd_s1" / "done.json").read_text())["config"]
-    assert kd_config["teacher"].endswith("teacher_r50_step/best.pth") and kd_config["seed"] == 1
+    kd_config = json.loads((work / f"mnv2_{kd}_s1" / "done.json").read_text())["config"]
+    assert kd_config["teacher"].endswith("teacher_r50_cosine/best.pth")
+    assert kd_config["seed"] == 1
     assert kd_config["soft_labels"] == "cached" and any((work / "soft_label_cache").iterdir())
     # The paired gain is KD minus no-KD of the same seed, averaged over seeds.
     by = {row["stage"]: row["miou"] for row in table["rows"]}
-    gains = [by[f"mnv2_kd_s{s}"] - by[f"mnv2_plain_s{s}"] for s in (0, 1)]
+    gains = [by[f"mnv2_{kd}_s{s}"] - by[f"mnv2_plain_s{s}"] for s in (0, 1)]
     summary = table["seed_summary"]["mnv2"]
     assert summary["kd_gain"]["differences"] == pytest.approx(gains)
     assert summary["plain"]["miou"]["values"] == [by["mnv2_plain_s0"], by["mnv2_plain_s1"]]
     goals = {goal["goal"]: goal for goal in table["goals"]}
     goal = goals["mnv2 paired KD gain >= +1.0 mIoU, 95 % interval above 0"]
     assert goal["value"] == pytest.approx(sum(gains) / 2)
+    gap = goals["DeepLabv3-Lite MNv2 (KD) within 3.5 mIoU of the teacher (the paper's gap)"]
+    assert gap["value"] == pytest.approx(teacher["miou"] - sum(by[f"mnv2_{kd}_s{s}"]
+                                                               for s in (0, 1)) / 2)
+    # Per-class deltas are KD minus no-KD per class, averaged over the paired seeds.
+    rows = {row["stage"]: row for row in table["rows"]}
+    delta = summary["per_class_kd_delta"]["Road"]
+    expected = [rows[f"mnv2_{kd}_s{s}"]["per_class_iou"]["Road"]
+                - rows[f"mnv2_plain_s{s}"]["per_class_iou"]["Road"] for s in (0, 1)]
+    assert delta == pytest.approx(sum(expected) / 2)
     assert table["bf16_used"] in (True, False) and table["machine"]["machine"]
     markdown = (tmp_path / "results" / "table.md").read_text()
     assert "95 % interval" in markdown and "per seed" in markdown
@@ -64,7 +77,7 @@ def test_table_has_every_stage_and_column(first_run):
 
 def test_rerun_reuses_finished_stages(first_run, capsys):
     tmp_path, table = first_run
-    best = tmp_path / "work" / "teacher_r50_step" / "best.pth"
+    best = tmp_path / "work" / "teacher_r50_cosine" / "best.pth"
     before = best.stat().st_mtime_ns
     again = paper_table.main(_args(tmp_path))
     assert best.stat().st_mtime_ns == before
@@ -74,18 +87,18 @@ def test_rerun_reuses_finished_stages(first_run, capsys):
 
 def test_an_unfinished_stage_resumes_from_its_last_checkpoint(first_run, capsys):
     tmp_path, _ = first_run
-    done = tmp_path / "work" / "mnv2_kd_s0" / "done.json"
+    done = tmp_path / "work" / "mnv2_kd_cached_kl_a0.5_T2_s0" / "done.json"
     record = json.loads(done.read_text())
     done.unlink()  # as if the run had been interrupted after its last save
     paper_table.main(_args(tmp_path))
-    assert "[mnv2_kd_s0] resuming from" in capsys.readouterr().err
+    assert "[mnv2_kd_cached_kl_a0.5_T2_s0] resuming from" in capsys.readouterr().err
     again = json.loads(done.read_text())
     assert again["resumed"] and again["train_wall_s"] == pytest.approx(record["train_wall_s"])
 
 
 def test_kd_stage_of_another_teacher_is_refused(first_run):
     tmp_path, _ = first_run
-    done = tmp_path / "work" / "r18_kd_s0" / "done.json"
+    done = tmp_path / "work" / "r18_kd_cached_kl_a0.5_T2_s0" / "done.json"
     original = done.read_text()
     done.write_text(json.dumps(dict(json.loads(original), teacher_sha256="0" * 64)))
     try:
@@ -137,17 +150,17 @@ def test_mean_sd_and_the_paired_gain_on_hand_made_numbers():
 
 
 def test_stage_plan_with_schedules_and_the_kd_grid(tmp_path):
-    args = paper_table.parse_args(_args(tmp_path, "--schedule", "poly", "--compare-schedules",
+    plan = paper_table.parse_args(_args(tmp_path, "--schedule", "poly", "--compare-schedules",
                                         "--kd-grid", "mnv2", "--teacher-epochs", "6"))
-    stages = paper_table.stage_configs(args)
+    stages = stage_configs(plan)
     names = list(stages)
     assert names[0] == "teacher_r50_poly" and stages[names[0]]["study"]
     assert names[-2:] == ["teacher_r50_step", "teacher_r50_cosine"]  # after the students
     assert not any(stages[n]["study"] for n in names[-2:])
     grid = [n for n in names if stages[n]["role"] == "grid"]
-    assert len(grid) == 8 and "mnv2_kd_a0.5_T2_s0" not in grid  # that cell is the study's
-    assert stages["mnv2_kd_a0.3_T4_s0"]["config"]["alpha"] == 0.3
-    assert stages["mnv2_kd_a0.3_T4_s0"]["config"]["temperature"] == 4.0
+    assert len(grid) == 8 and "mnv2_kd_cached_kl_a0.5_T2_s0" not in grid  # that cell is the study's
+    assert stages["mnv2_kd_cached_kl_a0.3_T4_s0"]["config"]["alpha"] == 0.3
+    assert stages["mnv2_kd_cached_kl_a0.3_T4_s0"]["config"]["temperature"] == 4.0
     for name in names:
         config = stages[name]["config"]
         assert config["lr_schedule"] == (name.split("_")[-1] if name.startswith("teacher")
@@ -187,8 +200,8 @@ def test_the_readme_study_tables_are_the_committed_results():
 
 @pytest.mark.parametrize("mode", ["cached", "online"])
 def test_soft_label_mode_reaches_only_the_distilled_stages(tmp_path, mode):
-    args = paper_table.parse_args(_args(tmp_path, "--soft-labels", mode, "--bf16", "on"))
-    stages = paper_table.stage_configs(args)
+    plan = paper_table.parse_args(_args(tmp_path, "--soft-labels", mode, "--bf16", "on"))
+    stages = stage_configs(plan)
     for name, stage in stages.items():
         config = stage["config"]
         if stage["distill"]:
@@ -198,7 +211,78 @@ def test_soft_label_mode_reaches_only_the_distilled_stages(tmp_path, mode):
         else:  # plain students are the same runs whichever labels the KD twins read
             assert config["teacher"] is None and config["teacher_bf16"] is False
     plain = [stages[n]["config"] for n in stages if n.startswith("r18_plain")]
-    other = paper_table.stage_configs(paper_table.parse_args(
+    other = stage_configs(paper_table.parse_args(
         _args(tmp_path, "--soft-labels", "online" if mode == "cached" else "cached",
               "--bf16", "on")))
     assert plain == [other[n]["config"] for n in other if n.startswith("r18_plain")]
+
+
+def test_the_pilot_trains_one_student_per_recipe_and_reports_best_and_last(tmp_path):
+    args = _args(tmp_path, "--pilot", "mnv2", "--pilot-recipe", "cached:kl:0.5:2",
+                 "--pilot-recipe", "online:dist:0.7:1")
+    report = paper_table.main(args)
+    assert [run["recipe"] for run in report["runs"]] == [
+        "plain", "kd_cached_kl_a0.5_T2", "kd_online_dist_a0.7_T1"]
+    work = tmp_path / "work"
+    assert sorted(p.name for p in work.iterdir() if (p / "done.json").is_file()) == [
+        "mnv2_kd_cached_kl_a0.5_T2_s0", "mnv2_kd_online_dist_a0.7_T1_s0", "mnv2_plain_s0",
+        "teacher_r50_cosine"]  # no R18 and no other seed
+    online = json.loads((work / "mnv2_kd_online_dist_a0.7_T1_s0" / "done.json").read_text())
+    assert online["config"]["soft_labels"] == "online" and online["config"]["kd_loss"] == "dist"
+    plain = report["runs"][0]
+    for run in report["runs"]:
+        assert run["gain_best"] == pytest.approx(run["val_miou_best"] - plain["val_miou_best"])
+        assert run["gain_last"] == pytest.approx(run["val_miou_last"] - plain["val_miou_last"])
+        assert 0 <= run["train_miou_last"] <= 100 and run["last_epoch"] == 1
+        # metrics.csv now logs the running train mIoU beside val mIoU, every epoch
+        assert run["train_miou_per_epoch"][0] is not None
+        assert run["val_miou_per_epoch"][0] == pytest.approx(run["val_miou_last"], abs=1e-6)
+    saved = json.loads((tmp_path / "results" / "pilot.json").read_text())
+    assert saved["runs"] == json.loads(json.dumps(report["runs"]))
+    assert "val mIoU best" in (tmp_path / "results" / "pilot.md").read_text()
+    assert not (tmp_path / "results" / "table.json").exists()  # the study's table is untouched
+
+
+def test_the_pilot_choice_needs_a_win_at_both_epochs():
+    from benchmarks.pilot_report import choose
+    runs = [{"recipe": "plain", "gain_best": 0.0, "gain_last": 0.0},
+            {"recipe": "a", "gain_best": 2.0, "gain_last": -0.1},  # wins only at its best epoch
+            {"recipe": "b", "gain_best": 0.5, "gain_last": 0.9},
+            {"recipe": "c", "gain_best": 1.5, "gain_last": 0.4}]
+    assert choose(runs)["recipe"] == "b"  # worst-case margin 0.5 beats c's 0.4
+    assert choose(runs[:2])["recipe"] is None
+
+
+def test_plain_twins_are_the_same_runs_whatever_the_recipe(tmp_path):
+    plans = [paper_table.parse_args(_args(tmp_path, "--soft-labels", soft, "--alpha", alpha,
+                                          "--kd-loss", loss))
+             for soft, alpha, loss in (("cached", "0.5", "kl"), ("online", "0.3", "dist"))]
+    plain = [{n: s["config"] for n, s in stage_configs(plan).items() if "_plain_" in n}
+             for plan in plans]
+    assert plain[0] == plain[1] and len(plain[0]) == 4
+    kd = [n for n, s in stage_configs(plans[1]).items() if s["distill"]]
+    assert kd[0] == "r18_kd_online_dist_a0.3_T2_s0"
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"epochs": 0}, "--epochs must be at least 1"),
+    ({"pilot": "vgg"}, "--pilot must be one of"),
+    ({"schedule": "linear"}, "--schedule must be one of"),
+    ({"dataset": "synthetic:size=64x128,train=4,val=0,test=0"}, "train and val"),
+])
+def test_the_plan_checks_its_own_values(tmp_path, change, message):
+    values = {"dataset": SPEC, "workdir": tmp_path / "w", "out": tmp_path / "o", **change}
+    with pytest.raises(UserError, match=message):
+        StudyPlan(**values)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("online:kl:0.5", "expected SOFT_LABELS:LOSS:ALPHA:T"),
+    ("live:kl:0.5:2", "soft_labels must be one of"),
+    ("cached:mse:0.5:2", "kd_loss must be one of"),
+    ("cached:kl:1.5:2", "alpha must be in"),
+    ("cached:kl:0.5:0", "temperature must be positive"),
+])
+def test_bad_kd_recipes_are_one_line_errors(text, message):
+    with pytest.raises(UserError, match=message):
+        KDRecipe.parse(text)

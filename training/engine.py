@@ -1,9 +1,13 @@
 """The training loop shared by `training.train` and `training.distill`.
 
 One `Trainer` runs any task module (supervised or distillation) over a resumable sampler:
-AdamW, per-step LR schedule (step decay or poly), gradient accumulation, autocast, NaN/inf
-skipping, per-epoch validation, atomic `last.pth`/`best.pth`, metrics.csv and TensorBoard,
-and a checkpoint on SIGINT/SIGTERM. Only rank 0 writes.
+AdamW, per-step LR schedule (step decay, poly or cosine), gradient accumulation, autocast,
+NaN/inf skipping, per-epoch validation, atomic `last.pth`/`best.pth`, metrics.csv and
+TensorBoard, and a checkpoint on SIGINT/SIGTERM. Only rank 0 writes.
+
+Besides val mIoU, each epoch logs a running *train* mIoU over the augmented batches it trained
+on (read off the task's detached logits, no extra pass): the gap between the two tells
+overfitting from underfitting.
 """
 from __future__ import annotations
 
@@ -26,6 +30,7 @@ from training.errors import UserError
 from training.data.loader import collate_skipping_none
 from training.evaluation import evaluate_model
 from training.io import atomic_save
+from training.metrics import confusion_matrix, iou_from_confusion
 from training.sampling import ResumableSampler
 
 
@@ -137,8 +142,13 @@ class Trainer:
         with torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.bfloat16,
                             enabled=self.autocast_dtype is not None):
             losses = self.task(images, masks, *extras)
+        logits = losses.pop("logits", None)
         if not torch.isfinite(losses["loss"]).item():
             return None
+        if logits is not None:
+            self.train_confusion += confusion_matrix(
+                logits.argmax(1).cpu(), masks.cpu(), self.dataset_info["num_classes"],
+                self.dataset_info["ignore_index"])
         self.scaler.scale(losses["loss"] / self.accum).backward()
         return {k: float(v.detach()) for k, v in losses.items()}
 
@@ -155,6 +165,8 @@ class Trainer:
                    desc=f"epoch {self.epoch + 1}/{self.config['epochs']}",
                    disable=not (self.config["progress"] and self.dist.is_main))
         sums, count, window_ok, start = {}, 0, True, time.perf_counter()
+        classes = self.dataset_info["num_classes"]
+        self.train_confusion = torch.zeros(classes, classes, dtype=torch.int64)
         self.optimizer.zero_grad(set_to_none=True)
         for index, batch in enumerate(loader):
             if index >= remaining:
@@ -188,6 +200,8 @@ class Trainer:
             tqdm.write(f"training skipped {skipped} corrupt sample(s) so far")
         stats.update(epoch_time_s=elapsed,
                      images_per_s=count * self.batch_size * self.dist.world_size / elapsed)
+        if self.train_confusion.sum():  # this process's batches since the epoch (re)started
+            stats["miou"] = float(iou_from_confusion(self.train_confusion).nanmean()) * 100
         return stats
 
     def _finish_window(self, window_ok: bool) -> None:
@@ -262,8 +276,8 @@ class Trainer:
 
     # -- logs ----------------------------------------------------------------------------------
     _CSV_FIELDS = ("epoch", "step", "lr", "train_loss", "train_hard_loss", "train_kd_loss",
-                   "val_miou", "val_mae_50", "val_mae_50_95", "val_pixel_acc", "images_per_s",
-                   "epoch_time_s")
+                   "train_miou", "val_miou", "val_mae_50", "val_mae_50_95", "val_pixel_acc",
+                   "images_per_s", "epoch_time_s")
 
     def _open_logs(self) -> None:
         if not self.dist.is_main:
@@ -275,14 +289,19 @@ class Trainer:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.writer = SummaryWriter(str(self.run_dir / "tb"))
         csv_path = self.run_dir / "metrics.csv"
-        if not csv_path.exists():
+        self.csv_fields = self._CSV_FIELDS
+        if csv_path.exists():  # a resumed run keeps the columns its file started with
+            with open(csv_path, newline="") as stream:
+                self.csv_fields = tuple(next(csv.reader(stream), None) or self._CSV_FIELDS)
+        else:
             with open(csv_path, "w", newline="") as stream:
                 csv.writer(stream).writerow(self._CSV_FIELDS)
 
     def _log_epoch(self, stats: dict, metrics: dict) -> None:
         row = {"epoch": self.epoch, "step": self.global_step,
                "lr": self.scheduler.get_last_lr()[0],
-               **{f"train_{k}": v for k, v in stats.items() if k.endswith("loss")},
+               **{f"train_{k}": v for k, v in stats.items()
+                  if k.endswith("loss") or k == "miou"},
                **{f"val_{k}": metrics[k] for k in ("miou", "mae_50", "mae_50_95", "pixel_acc")
                   if k in metrics},
                "images_per_s": stats.get("images_per_s"), "epoch_time_s": stats.get("epoch_time_s")}
@@ -291,7 +310,7 @@ class Trainer:
             return
         with open(self.run_dir / "metrics.csv", "a", newline="") as stream:
             csv.writer(stream).writerow(["" if row.get(k) is None else row[k]
-                                         for k in self._CSV_FIELDS])
+                                         for k in self.csv_fields])
         for key, value in row.items():
             if key != "epoch" and value is not None:
                 self.writer.add_scalar(key.replace("_", "/", 1), value, self.epoch)

@@ -108,8 +108,9 @@ class SupervisedTask(nn.Module):
         return self.student(images, all_outputs=True)
 
     def forward(self, images: torch.Tensor, masks: torch.Tensor, *_unused) -> dict:
-        loss = self.hard_loss(self.student_outputs(images), masks)
-        return {"loss": loss, "hard_loss": loss.detach()}
+        outputs = self.student_outputs(images)
+        loss = self.hard_loss(outputs, masks)
+        return {"loss": loss, "hard_loss": loss.detach(), "logits": outputs["out"].detach()}
 
 
 class DistillationTask(SupervisedTask):
@@ -148,8 +149,10 @@ class DistillationTask(SupervisedTask):
                 cached_teacher_logits: torch.Tensor | None = None) -> dict:
         outputs = self.student_outputs(images)
         hard = self.hard_loss(outputs, masks)
+        logits = outputs["out"].detach()  # the trainer's running train mIoU reads them
         if self.alpha == 0:  # pure cross-entropy: no teacher pass at all
-            return {"loss": hard, "hard_loss": hard.detach(), "kd_loss": hard.detach() * 0}
+            return {"loss": hard, "hard_loss": hard.detach(), "kd_loss": hard.detach() * 0,
+                    "logits": logits}
         if cached_teacher_logits is not None:
             teacher = cached_teacher_logits.float()
         elif self.teacher is not None:
@@ -169,4 +172,5 @@ class DistillationTask(SupervisedTask):
             soft = pixel_kl_divergence(student, teacher, self.temperature,
                                        valid=masks != self.ignore_index)
         loss = self.alpha * soft + (1 - self.alpha) * hard
-        return {"loss": loss, "hard_loss": hard.detach(), "kd_loss": soft.detach()}
+        return {"loss": loss, "hard_loss": hard.detach(), "kd_loss": soft.detach(),
+                "logits": logits}
