@@ -174,7 +174,7 @@ def test_stage_plan_with_schedules_and_the_kd_grid(tmp_path):
 def test_readme_block_is_rewritten_between_its_markers(first_run, tmp_path):
     _, table = first_run
     begin, end = paper_report.README_MARKERS
-    readme = tmp_path / "README.md"
+    readme = tmp_path / "results.md"  # docs/results.md holds the real block
     readme.write_text(f"intro\n{begin}\nstale numbers\n{end}\noutro\n")
     assert paper_report.update_readme(table, readme)
     text = readme.read_text()
@@ -188,14 +188,18 @@ def test_readme_block_is_rewritten_between_its_markers(first_run, tmp_path):
 
 
 def test_the_readme_study_tables_are_the_committed_results():
-    """README.md's study block must be what benchmarks.paper_report renders from the committed
-    table.json: a hand-edited or stale number fails here."""
+    """docs/results.md's study block must be what benchmarks.paper_report renders from the
+    committed table.json: a hand-edited or stale number fails here. The block has one home:
+    the results page holds it once, and README.md holds no copy to go stale."""
     table = json.loads((ROOT / "benchmarks/results/paper_table/table.json").read_text())
     begin, end = paper_report.README_MARKERS
-    block = (ROOT / "README.md").read_text().split(begin)[1].split(end)[0]
+    page = (ROOT / "docs" / "results.md").read_text()
+    assert page.count(begin) == 1 and page.count(end) == 1
+    assert begin not in (ROOT / "README.md").read_text()
+    block = page.split(begin)[1].split(end)[0]
     assert block == "\n" + paper_report.readme_block(table), (
         "regenerate it: python -m benchmarks.paper_report "
-        "benchmarks/results/paper_table/table.json --readme README.md")
+        "benchmarks/results/paper_table/table.json --readme docs/results.md")
 
 
 @pytest.mark.parametrize("mode", ["cached", "online"])
