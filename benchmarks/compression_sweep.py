@@ -26,7 +26,7 @@ import torch
 from training.checkpoint import load_checkpoint, model_from_checkpoint
 from training.compression import runs
 from training.errors import run_cli
-from training.evaluation import evaluate_model
+from training.validation import evaluate_model
 from training.models import count_parameters
 from training.profiling import count_flops, measure_latency_ms, state_dict_size_mb
 from training.io import prepare_output_dir

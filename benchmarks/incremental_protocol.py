@@ -32,7 +32,7 @@ from training.config import DEFAULTS
 from training.continual.classes import RemapLabels, label_lookup
 from training.data import eval_transforms, parse_dataset_spec
 from training.engine import Trainer
-from training.evaluation import evaluate_model
+from training.validation import evaluate_model
 from training.continual.increment import increment
 from training.io import atomic_save, prepare_output_dir
 from training.tasks import SupervisedTask

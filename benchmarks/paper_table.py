@@ -49,9 +49,9 @@ from training.data import parse_dataset_spec
 from training.errors import UserError, exit_if_interrupted, run_cli
 from training.evaluation import evaluate_checkpoints
 from training.fit import run
+from training.history import HISTORY_FILE, read_history
 from training.io import atomic_write_text, file_sha256, prepare_output_dir
 from training.machine import machine_record
-from training.report import read_history
 
 # Besides the usual cosmetic keys: the device, and the teacher's path (its hash is checked).
 _ALSO_IGNORED = ("device", "teacher")
@@ -93,10 +93,10 @@ def run_stage(name: str, config: dict, distill: bool, workdir: Path) -> Path:
     print(f"[{name}] training {config['model']} for {config['epochs']} epochs"
           + (" with distillation" if distill else ""), file=sys.stderr)
     started = time.perf_counter()
-    summary = run(dict(config), resume=resume, distill=distill)
+    summary = run(config, resume=resume, distill=distill)
     exit_if_interrupted(summary, f"rerun the same command to continue ({last})")
     # Timings from metrics.csv: it spans every session of a resumed run.
-    history = read_history(run_dir / "metrics.csv")
+    history = read_history(run_dir / HISTORY_FILE)
     record = {"config": config, "teacher_sha256": teacher_sha256,
               "best_miou": summary.get("best_miou"), "resumed": resume is not None,
               "train_wall_s": sum(e.get("epoch_time_s", 0.0) for e in history),
@@ -287,7 +287,7 @@ def run_pilot_report(plan: StudyPlan, stages: dict, checkpoints: dict, done: dic
                                            "last.pth")]
     evaluations = {split: run_evaluation(paths, plan, split, plan.out / f"pilot_{split}",
                                          profile=False)["rows"] for split in ("val", "train")}
-    histories = {name: read_history(plan.workdir / name / "metrics.csv") for name in pilot}
+    histories = {name: read_history(plan.workdir / name / HISTORY_FILE) for name in pilot}
     report = pilot_report.build(plan, stages, done, histories, evaluations,
                                 machine_record())
     written = pilot_report.write(report, plan.out)

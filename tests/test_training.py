@@ -1,8 +1,11 @@
 """Training loop: learning, exact resume, cached soft labels, clean errors, torchrun."""
+import copy
 import csv
 import os
 import pickle
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +15,7 @@ from training import fit
 from training.checkpoint import load_checkpoint
 from training.config import DEFAULTS
 from training.errors import UserError
+from training.history import EpochLog, read_history
 from training.io import atomic_save
 
 DATASET = "synthetic:size=64x128,train=8,val=4,test=0,seed=3"
@@ -39,6 +43,41 @@ def test_a_few_steps_reduce_the_loss(tmp_path):
     assert checkpoint["epoch"] == 4 and checkpoint["global_step"] == 16
     assert (Path(summary["run_dir"]) / "config.yaml").is_file()
     assert list((Path(summary["run_dir"]) / "tb").iterdir())
+
+
+def test_run_leaves_its_config_alone_and_logs_train_miou(tmp_path):
+    given = config(tmp_path, name=None, bf16="auto", **NO_AUGMENT)
+    before = copy.deepcopy(given)
+    summary = fit.run(given)
+    assert given == before  # no resolved bf16, no generated name written back
+    with open(Path(summary["run_dir"]) / "metrics.csv") as stream:
+        rows = list(csv.DictReader(stream))
+    # The running train mIoU over the epoch's augmented batches, beside val mIoU.
+    assert 0 <= float(rows[0]["train_miou"]) <= 100 and rows[0]["val_miou"]
+
+
+def test_a_resumed_run_keeps_the_columns_its_metrics_file_started_with(tmp_path):
+    run_dir = tmp_path / "old"
+    run_dir.mkdir()
+    (run_dir / "metrics.csv").write_text("epoch,train_loss,val_miou\n1,0.5,20.0\n")
+    log = EpochLog(run_dir)
+    log.append({"epoch": 2, "train_loss": 0.4, "train_miou": 33.0, "val_miou": 21.0})
+    assert read_history(run_dir / "metrics.csv") == [
+        {"epoch": 1.0, "train_loss": 0.5, "val_miou": 20.0},
+        {"epoch": 2.0, "train_loss": 0.4, "val_miou": 21.0}]  # a valid CSV, old header kept
+    fresh = EpochLog(tmp_path)
+    fresh.append({"epoch": 1, "train_miou": 40.0})
+    assert read_history(tmp_path / "metrics.csv") == [{"epoch": 1.0, "train_miou": 40.0}]
+
+
+def test_the_training_loop_does_not_import_the_report_stack():
+    """training.engine validates with training.validation: no matplotlib, no profiling."""
+    code = ("import sys, training.engine; "
+            "print(sorted(m for m in ('matplotlib', 'training.report', 'training.profiling', "
+            "'training.evaluation') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True, cwd=Path(__file__).resolve().parent.parent)
+    assert done.stdout.strip() == "[]"
 
 
 def test_resume_after_interrupt_is_bit_identical(tmp_path):

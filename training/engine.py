@@ -11,7 +11,6 @@ overfitting from underfitting.
 """
 from __future__ import annotations
 
-import csv
 import math
 import signal
 import sys
@@ -28,10 +27,11 @@ from training.checkpoint import make_checkpoint, restore_rng_state, rng_state
 from training.distributed import DistInfo, barrier, broadcast_flag
 from training.errors import UserError
 from training.data.loader import collate_skipping_none
-from training.evaluation import evaluate_model
+from training.history import EpochLog
 from training.io import atomic_save
 from training.metrics import confusion_matrix, iou_from_confusion
 from training.sampling import ResumableSampler
+from training.validation import evaluate_model
 
 
 class TrainingDiverged(RuntimeError):
@@ -94,6 +94,7 @@ class Trainer:
         self.on_step = None  # test hook: called after every optimizer step
         self.epoch_stats: list[dict] = []
         self.writer = None
+        self.epoch_log: EpochLog | None = None
 
     @property
     def effective_batch(self) -> int:
@@ -275,10 +276,6 @@ class Trainer:
                 "epochs": self.epoch_stats}
 
     # -- logs ----------------------------------------------------------------------------------
-    _CSV_FIELDS = ("epoch", "step", "lr", "train_loss", "train_hard_loss", "train_kd_loss",
-                   "train_miou", "val_miou", "val_mae_50", "val_mae_50_95", "val_pixel_acc",
-                   "images_per_s", "epoch_time_s")
-
     def _open_logs(self) -> None:
         if not self.dist.is_main:
             return
@@ -288,14 +285,7 @@ class Trainer:
         from torch.utils.tensorboard import SummaryWriter
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.writer = SummaryWriter(str(self.run_dir / "tb"))
-        csv_path = self.run_dir / "metrics.csv"
-        self.csv_fields = self._CSV_FIELDS
-        if csv_path.exists():  # a resumed run keeps the columns its file started with
-            with open(csv_path, newline="") as stream:
-                self.csv_fields = tuple(next(csv.reader(stream), None) or self._CSV_FIELDS)
-        else:
-            with open(csv_path, "w", newline="") as stream:
-                csv.writer(stream).writerow(self._CSV_FIELDS)
+        self.epoch_log = EpochLog(self.run_dir)
 
     def _log_epoch(self, stats: dict, metrics: dict) -> None:
         row = {"epoch": self.epoch, "step": self.global_step,
@@ -308,9 +298,7 @@ class Trainer:
         self.epoch_stats.append(row)
         if not self.dist.is_main:
             return
-        with open(self.run_dir / "metrics.csv", "a", newline="") as stream:
-            csv.writer(stream).writerow(["" if row.get(k) is None else row[k]
-                                         for k in self.csv_fields])
+        self.epoch_log.append(row)
         for key, value in row.items():
             if key != "epoch" and value is not None:
                 self.writer.add_scalar(key.replace("_", "/", 1), value, self.epoch)

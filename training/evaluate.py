@@ -54,8 +54,9 @@ def main(argv=None) -> list[dict]:
     args = parse_args(argv)
     return evaluate_checkpoints(
         args.checkpoints, args.dataset, args.split, args.input_size, args.out, args.json,
-        args.max_images, args.batch_size, args.workers, args.device, args.threads,
-        not args.no_profile, args.latency_runs, args.skip_corrupt)
+        max_images=args.max_images, batch_size=args.batch_size, workers=args.workers,
+        device=args.device, threads=args.threads, profile=not args.no_profile,
+        latency_runs=args.latency_runs, skip_corrupt=args.skip_corrupt)
 
 
 if __name__ == "__main__":

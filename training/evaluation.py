@@ -1,6 +1,6 @@
-"""Evaluation: the loop training validates with, and whole checkpoints into the paper's table.
+"""Evaluation of whole checkpoints into the paper's table (the per-epoch loop that training
+validates with is training.validation).
 
-    metrics = evaluate_model(model, loader, num_classes, ignore_index)   # per-epoch validation
     rows = evaluate_checkpoints([teacher, student], dataset="camvid:ROOT", out=Path("report"))
 
 `evaluate_checkpoints` is what `python -m training.evaluate` runs: metrics (mIoU, per-class
@@ -9,9 +9,10 @@ CPU latency, see training.profiling) and the report (training.report).
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
 
 import torch
 from torch import nn
@@ -26,44 +27,14 @@ from training.data.transforms import eval_transforms
 from training.errors import UserError
 from training.io import prepare_output_dir, prepare_output_file, remove_empty
 from training.machine import select_device
-from training.metrics import SegmentationMetrics, confusion_matrix
+from training.metrics import confusion_matrix
 from training.models import count_parameters, validate_input_size
 from training.profiling import add_reductions, count_flops, measure_latency_ms, \
     measure_peak_memory_mb, state_dict_size_mb
 from training.report import CheckpointResult, Samples, write_report
+from training.validation import evaluate_model
 
 OVERLAY_SAMPLES = 4
-
-
-@torch.inference_mode()
-def evaluate_model(model: nn.Module, loader: Iterable, num_classes: int, ignore_index: int = 255,
-                   device: str | torch.device = "cpu", autocast_dtype: torch.dtype | None = None,
-                   on_batch: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], None]
-                   | None = None,
-                   progress: bool = True, description: str = "eval") -> dict:
-    """Run `model` over (image, mask) batches and return `SegmentationMetrics.compute()`.
-
-    on_batch(images, masks, predictions) lets callers collect samples for plots without a
-    second pass over the data. A batch of None (every sample of it corrupt and skipped, see
-    training.data.SkipCorruptSamples) is passed over.
-    """
-    model.eval()
-    metrics = SegmentationMetrics(num_classes, ignore_index)
-    device = torch.device(device)
-    for batch in tqdm(loader, desc=description, unit="batch", disable=not progress,
-                      leave=False):
-        if batch is None:
-            continue
-        images, masks = batch[0], batch[1]
-        images = images.to(device, non_blocking=True)
-        with torch.autocast(device.type, dtype=autocast_dtype or torch.bfloat16,
-                            enabled=autocast_dtype is not None):
-            logits = model(images)
-        predictions = logits.argmax(1)
-        metrics.update(predictions, masks)
-        if on_batch is not None:
-            on_batch(images.cpu(), masks, predictions.cpu())
-    return metrics.compute()
 
 
 class BatchCollector:
@@ -97,34 +68,33 @@ def row_names(paths: list[Path]) -> list[str]:
 
 
 def evaluate_checkpoint(path: Path, name: str, checkpoint: dict, model: nn.Module, spec, loader,
-                        options: dict, device: torch.device) -> CheckpointResult:
+                        options: "EvaluationOptions", device: torch.device) -> CheckpointResult:
     collector = BatchCollector(spec.num_classes, spec.ignore_index)
     metrics = evaluate_model(model.to(device), loader, spec.num_classes, spec.ignore_index,
                              device, on_batch=collector, description=name,
-                             progress=options.get("progress", True))
+                             progress=options.progress)
     model.cpu()
     row = {
         "name": name, "checkpoint": str(path), "model": checkpoint["arch"]["name"],
-        "epoch": checkpoint.get("epoch"), "dataset": spec.name, "split": options["split"],
-        "images": len(loader.dataset), "input_size": list(options["input_size"]),
+        "epoch": checkpoint.get("epoch"), "dataset": spec.name, "split": options.split,
+        "images": len(loader.dataset), "input_size": list(options.input_size),
         "miou": metrics["miou"], "pixel_acc": metrics["pixel_acc"],
         "mae_50": metrics["mae_50"], "mae_50_95": metrics["mae_50_95"],
         "mae_by_threshold": metrics["mae_by_threshold"],
         "per_class_iou": dict(zip(spec.class_names, metrics["per_class_iou"])),
         "params_m": count_parameters(model) / 1e6,
         "gflops": None, "gmacs": None, "size_mb": None, "peak_mem_mb": None,
-        "latency_ms": None, "threads": options["threads"], "device": str(device),
+        "latency_ms": None, "threads": options.threads, "device": str(device),
     }
-    if options["profile"]:
-        flops = count_flops(model, tuple(options["input_size"]))
+    if options.profile:
+        flops = count_flops(model, tuple(options.input_size))
         # The peak is measured in a fresh process that rebuilds the model from the file.
         factory = functools.partial(model_from_checkpoint, str(path))
         row.update(gflops=flops / 1e9, gmacs=flops / 2e9, size_mb=state_dict_size_mb(model),
-                   peak_mem_mb=measure_peak_memory_mb(factory, tuple(options["input_size"]),
-                                                      options["threads"]),
-                   latency_ms=measure_latency_ms(model, tuple(options["input_size"]),
-                                                 options["threads"],
-                                                 runs=options["latency_runs"]))
+                   peak_mem_mb=measure_peak_memory_mb(factory, tuple(options.input_size),
+                                                      options.threads),
+                   latency_ms=measure_latency_ms(model, tuple(options.input_size),
+                                                 options.threads, runs=options.latency_runs))
     palette = [tuple(colour) for colour in
                (checkpoint.get("dataset") or {}).get("palette", spec.palette)]
     return CheckpointResult(path, row, collector.matrix, collector.samples, palette)
@@ -159,75 +129,89 @@ def resolve_inputs(paths: list[Path], dataset: str | None, input_size) -> tuple:
     return checkpoints, models, spec, list(input_size)
 
 
+@dataclass(frozen=True)
+class EvaluationOptions:
+    """How checkpoints are evaluated (evaluate_checkpoints' keyword arguments, checked)."""
+
+    split: str = "val"
+    input_size: tuple[int, int] | None = None  # None: the first checkpoint's
+    max_images: int | None = None
+    batch_size: int = 4
+    workers: int = 2
+    device: str = "auto"
+    threads: int | None = None  # None: torch's current count
+    profile: bool = True  # the cost columns: GFLOPs, size, peak memory, latency
+    latency_runs: int = 10
+    skip_corrupt: bool = False
+    show: bool = True
+    progress: bool = True
+
+    def __post_init__(self):
+        for option in ("batch_size", "threads", "latency_runs", "max_images"):
+            value = getattr(self, option)
+            if value is not None and value < 1:
+                raise UserError(f"--{option.replace('_', '-')} must be at least 1")
+        if self.workers < 0:
+            raise UserError("--workers must be 0 or more")
+
+
 def evaluate_checkpoints(paths: list[Path], dataset: str | None = None, split: str = "val",
                          input_size=None, out: Path = Path("runs/eval"),
-                         json_path: Path | None = None, max_images: int | None = None,
-                         batch_size: int = 4, workers: int = 2, device: str = "auto",
-                         threads: int | None = None, profile: bool = True,
-                         latency_runs: int = 10, skip_corrupt: bool = False,
-                         show: bool = True, progress: bool = True) -> list[dict]:
+                         json_path: Path | None = None, **options) -> list[dict]:
     """Evaluate `paths` on one split; write the report into `out` (and the rows to
-    `json_path`); return the rows. Output paths are checked before anything is evaluated."""
-    for option, value in (("batch-size", batch_size), ("threads", threads),
-                          ("latency-runs", latency_runs), ("max-images", max_images)):
-        if value is not None and value < 1:
-            raise UserError(f"--{option} must be at least 1")
-    if workers < 0:
-        raise UserError("--workers must be 0 or more")
+    `json_path`); return the rows. `options`: EvaluationOptions' fields. Output paths are
+    checked before anything is evaluated."""
+    settings = EvaluationOptions(split=split, **options)
     paths = [Path(p) for p in paths]
-    torch_device = select_device(device)
+    torch_device = select_device(settings.device)
     checkpoints, models, spec, input_size = resolve_inputs(paths, dataset, input_size)
+    settings = dataclasses.replace(settings, input_size=tuple(input_size),
+                                   threads=settings.threads or torch.get_num_threads())
     # Outputs are proven writable before the slow part; folders made here go if it fails.
     created = []
     try:
         created += prepare_output_dir(out, "--out")
         if json_path is not None:
             created += prepare_output_file(json_path, "--json")
-        return _evaluate(paths, checkpoints, models, spec, input_size, split, out, json_path,
-                         max_images, batch_size, workers, torch_device, threads, profile,
-                         latency_runs, skip_corrupt, show, progress)
+        return _evaluate(paths, checkpoints, models, spec, out, json_path, settings,
+                         torch_device)
     except BaseException:
         remove_empty(created)
         raise
 
 
-def _evaluate(paths, checkpoints, models, spec, input_size, split, out, json_path, max_images,
-              batch_size, workers, torch_device, threads, profile, latency_runs, skip_corrupt,
-              show, progress) -> list[dict]:
-    threads = threads or torch.get_num_threads()
-    torch.set_num_threads(threads)
-
-    data = spec.build(split, transform=eval_transforms(size=tuple(input_size)),
-                      skip_corrupt=skip_corrupt)
-    if max_images is not None and max_images < len(data):
-        data = Subset(data, range(max_images))
+def _evaluate(paths, checkpoints, models, spec, out, json_path, options: EvaluationOptions,
+              torch_device) -> list[dict]:
+    torch.set_num_threads(options.threads)
+    data = spec.build(options.split, transform=eval_transforms(size=options.input_size),
+                      skip_corrupt=options.skip_corrupt)
+    if options.max_images is not None and options.max_images < len(data):
+        data = Subset(data, range(options.max_images))
     if len(data) == 0:
-        raise UserError(f"dataset {spec.name} has no images in split {split!r}")
-    loader = build_loader(data, batch_size=batch_size, shuffle=False, workers=workers, seed=0,
-                          drop_last=False)
-    options = {"split": split, "input_size": input_size, "threads": threads,
-               "profile": profile, "latency_runs": latency_runs, "progress": progress}
+        raise UserError(f"dataset {spec.name} has no images in split {options.split!r}")
+    loader = build_loader(data, batch_size=options.batch_size, shuffle=False,
+                          workers=options.workers, seed=0, drop_last=False)
     names = row_names(paths)
     source = data.dataset if isinstance(data, Subset) else data  # where skips are counted
     results, counted = [], getattr(source, "skipped", 0)
     for path, name, checkpoint, model in tqdm(list(zip(paths, names, checkpoints, models)),
                                               desc="checkpoints", unit="ckpt",
-                                              disable=not progress):
+                                              disable=not options.progress):
         result = evaluate_checkpoint(path, name, checkpoint, model, spec, loader, options,
                                      torch_device)
         skipped, counted = getattr(source, "skipped", 0) - counted, getattr(source, "skipped", 0)
         if skipped:  # --skip-corrupt left them out of this checkpoint's metrics
             result.row.update(images=result.row["images"] - skipped, skipped_corrupt=skipped)
-            print(f"note: {name}: {skipped} corrupt image(s) of {split!r} left out")
+            print(f"note: {name}: {skipped} corrupt image(s) of {options.split!r} left out")
         results.append(result)
     rows = [result.row for result in results]
-    if profile:
+    if options.profile:
         add_reductions(rows)
     written, notes = write_report(results, list(spec.class_names), out, json_path)
-    if show:
+    if options.show:
         print((out / "table.md").read_text())
     for note in notes:
         print(f"note: {note}")
-    if show:
+    if options.show:
         print("wrote " + ", ".join(str(path) for path in written))
     return rows

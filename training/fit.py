@@ -10,6 +10,7 @@ compression, continual-learning and benchmark code call them directly.
 """
 from __future__ import annotations
 
+import copy
 import sys
 import time
 from pathlib import Path
@@ -63,6 +64,7 @@ def run(config: dict, resume: Path | None = None, distill: bool = False,
     `initial_model` replaces the freshly built `config['model']` (fine-tuning a pruned model,
     for instance); its `arch` is what the checkpoints record.
     """
+    config = copy.deepcopy(config)  # the caller's dict stays as it was given
     validate_config(config)  # also resolves bf16 'auto' for configs built in code
     run_dir = Path(config["output_dir"]) / (config["name"] or default_run_name(config))
     prepare_output_dir(run_dir, "run folder")  # before any data is read or model built

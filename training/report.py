@@ -1,6 +1,6 @@
 """The evaluation report: the paper's table as Markdown, CSV and JSON, plus the figures.
 
-`training.evaluate` turns each checkpoint into a `CheckpointResult`; `write_report` writes
+`training.evaluation` turns each checkpoint into a `CheckpointResult`; `write_report` writes
 
     table.md  table.csv  table.json        one row per checkpoint (JSON: a list of objects)
     confusion_<name>.png                   per checkpoint, rows normalised (recall)
@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 
 from training import plots
+from training.history import HISTORY_FILE, read_history
 from training.models import TEACHER
 
 # The columns every format shares, in the paper's order: (row key, Markdown header, digits).
@@ -35,7 +36,6 @@ COLUMNS = (
     ("peak_mem_mb", "peak mem (MB)", 0),
     ("latency_ms", "latency (ms)", 1),
 )
-HISTORY_FILE = "metrics.csv"
 
 
 @dataclass
@@ -151,22 +151,6 @@ def write_csv(rows: list[dict], class_names: list[str], path: Path) -> None:
             values += [row["per_class_iou"].get(name) for name in class_names]
             writer.writerow([value if isinstance(value, (str, int)) else
                              _cell(value, None, missing="") for value in values])
-
-
-def read_history(path: Path) -> list[dict[str, float]]:
-    """metrics.csv as one dict per epoch; cells that are empty or not numbers are dropped, so
-    columns this reader does not know about (or that only some epochs have) do no harm."""
-    with open(path, newline="") as stream:
-        epochs = []
-        for record in csv.DictReader(stream):
-            numbers = {}
-            for key, text in record.items():
-                try:
-                    numbers[key] = float(text)
-                except (TypeError, ValueError):
-                    continue
-            epochs.append(numbers)
-    return epochs
 
 
 def file_label(name: str) -> str:

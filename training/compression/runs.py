@@ -21,7 +21,7 @@ from training.compression.quantization import attach
 from training.data import parse_dataset_spec
 from training.data.transforms import eval_transforms
 from training.errors import UserError
-from training.evaluation import evaluate_model
+from training.validation import evaluate_model
 from training.io import atomic_save, prepare_output_file
 from training.models import count_parameters
 from training.profiling import count_flops
