@@ -1,9 +1,11 @@
-"""Every example command in a --help text and in the README's stage table parses, and names
-files and dataset specs that exist or are well formed.
+"""Every example command in a --help text, in README.md and in docs/*.md parses, and names
+files and dataset specs that exist or are well formed; every `make` target they show exists.
 
 The examples are read from the entry points' own docstrings (what --help prints) and from the
-README; each is parsed by its module's real argument parser, stopped just after parsing, so
-nothing trains. Placeholders (H W, SPEC, a|b choices) are filled with tiny real values.
+documents' code blocks and code spans; each is parsed by its module's real argument parser,
+stopped just after parsing, so nothing trains. Placeholders (H W, SPEC, a|b choices) are
+filled with tiny real values. Only the project's own modules are run (`python -m pytest` in a
+document is not an example to parse).
 """
 from __future__ import annotations
 
@@ -16,6 +18,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+PACKAGES = ("training.", "conversion.", "benchmarks.")
 ENTRY_POINTS = ["training.train", "training.distill", "training.evaluate", "training.profile",
                 "training.prune", "training.quantize", "training.incremental",
                 "training.data.preview", "conversion.export", "conversion.benchmark",
@@ -45,18 +49,32 @@ def commands(text: str) -> list[str]:
     return found
 
 
-def readme_commands() -> list[str]:
-    table = ROOT.joinpath("README.md").read_text().split("## One command per stage")[1]
-    table = table.split("\n### ")[0]
-    return [c for cell in re.findall(r"`([^`]*-m [^`]*)`", table) for c in commands(cell)]
+# Command blocks are tagged as shell; an untagged block is a picture or a format (the data
+# flow, the dataset-spec grammar), not commands.
+FENCE = re.compile(r"^```([^\n]*)\n(.*?)^```", re.MULTILINE | re.DOTALL)
+SHELL = ("bash", "sh", "shell", "console")
+CODE_SPAN = re.compile(r"`([^`]+)`")
+
+
+def document_commands(path: Path) -> list[str]:
+    """`python -m` commands of a Markdown file: fenced code blocks (with their backslash
+    continuations) and code spans (which may wrap across lines in prose)."""
+    text = path.read_text(encoding="utf-8")
+    found = [c for tag, block in FENCE.findall(text) if tag.strip() in SHELL
+             for c in commands(block)]
+    for span in CODE_SPAN.findall(FENCE.sub("", text)):
+        found += commands(" ".join(span.split()))
+    return found
 
 
 def examples() -> list[tuple[str, str]]:
     """(where, command) for every example; `... ` abbreviations point elsewhere, not examples."""
     found = [(f"{module} --help", command) for module in ENTRY_POINTS
              for command in commands(importlib.import_module(module).__doc__ or "")]
-    found += [("README stage table", command) for command in readme_commands()]
-    return [(where, command) for where, command in found if "..." not in command]
+    found += [(str(path.relative_to(ROOT)), command) for path in DOCUMENTS
+              for command in document_commands(path)]
+    return [(where, command) for where, command in found
+            if "..." not in command and command.startswith(PACKAGES)]
 
 
 def fill(command: str) -> list[str]:
@@ -110,4 +128,28 @@ def test_the_examples_are_found():
     found = examples()
     assert len(found) >= 25
     assert any(c.startswith("training.train ") for _, c in found)
-    assert any(w == "README stage table" for w, _ in found)
+    assert any(w == "README.md" for w, _ in found)
+    assert any(w.startswith("docs/") for w, _ in found)
+
+
+def test_commands_are_read_from_shell_blocks_and_code_spans(tmp_path):
+    page = tmp_path / "page.md"
+    page.write_text("```bash\npython -m training.train \\\n    --config C.yaml  # a comment\n```\n"
+                    "```\n python -m training.train ──> a picture, not a command\n```\n"
+                    "Prose with `python -m\nbenchmarks.converters --checkpoint S.pth` wrapped.\n")
+    assert document_commands(page) == ["training.train --config C.yaml",
+                                       "benchmarks.converters --checkpoint S.pth"]
+
+
+def test_every_make_target_the_documents_show_exists():
+    makefile = ROOT.joinpath("Makefile").read_text()
+    targets = set(re.findall(r"^([\w.-]+):", makefile, re.MULTILINE))
+    shown = set()
+    for path in DOCUMENTS:
+        text = path.read_text(encoding="utf-8")
+        code = [block for _, block in FENCE.findall(text)] + \
+            CODE_SPAN.findall(FENCE.sub("", text))
+        shown |= {(path.name, target) for snippet in code
+                  for target in re.findall(r"(?<![\w-])make ([a-z][\w-]*)", snippet)}
+    missing = sorted((name, target) for name, target in shown if target not in targets)
+    assert shown and not missing, f"make targets shown but not in the Makefile: {missing}"
