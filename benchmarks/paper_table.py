@@ -36,6 +36,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -147,10 +149,14 @@ def run_evaluation(checkpoints: list[Path], plan: StudyPlan, split: str = "val",
               file=sys.stderr)
         return record
     started = time.perf_counter()
-    evaluate_checkpoints(checkpoints, plan.dataset, split, plan.input_size, out,
-                         out / "table.json", workers=plan.workers, device=plan.device,
+    staging = out.with_name(f".{out.name}.tmp")  # replaces `out` whole: no stale figures
+    shutil.rmtree(staging, ignore_errors=True)
+    evaluate_checkpoints(checkpoints, plan.dataset, split, plan.input_size, staging,
+                         staging / "table.json", workers=plan.workers, device=plan.device,
                          threads=plan.threads, profile=profile, show=False,
                          progress=plan.progress)
+    shutil.rmtree(out, ignore_errors=True)
+    os.replace(staging, out)
     rows = json.loads((out / "table.json").read_text())  # plain JSON types, as when reused
     for row, path in zip(rows, checkpoints, strict=True):
         assert row["checkpoint"] == str(path), (row["checkpoint"], path)
@@ -274,10 +280,27 @@ def run_study(plan: StudyPlan) -> dict:
         stages, evaluation["rows"], {name: e["entries"] for name, e in exports.items()}, done,
         plan, {"machine": machine_record(), "evaluation_wall_s": evaluation.get("wall_s"),
                "export_wall_s": {name: e.get("wall_s") for name, e in exports.items()}})
-    written = paper_report.write(table, plan.out)
+    written = paper_report.write(table, plan.out) + ship_models(plan, exports)
     print(paper_report.markdown(table))
     print("wrote " + ", ".join(map(str, written)), file=sys.stderr)
     return table
+
+
+def ship_models(plan: StudyPlan, exports: dict) -> list[Path]:
+    """Copy each exported seed-0 student's int8 TFLite and its contract to out/models/STAGE/,
+    so anyone can score them on their own data (`python -m conversion.run ... --labels`).
+    Only artifacts that passed the parity gate were placed by the export, so only those ship."""
+    written = []
+    for name in exports:
+        for artifact in sorted((plan.workdir / "export" / name).glob("*_int8.tflite")):
+            target = plan.out / "models" / name
+            target.mkdir(parents=True, exist_ok=True)
+            for source in (artifact, artifact.with_name(artifact.name + ".json")):
+                temporary = target / f".{source.name}.tmp"
+                shutil.copyfile(source, temporary)
+                os.replace(temporary, target / source.name)
+                written.append(target / source.name)
+    return written
 
 
 def run_pilot_report(plan: StudyPlan, stages: dict, checkpoints: dict, done: dict) -> dict:

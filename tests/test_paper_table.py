@@ -290,3 +290,22 @@ def test_the_plan_checks_its_own_values(tmp_path, change, message):
 def test_bad_kd_recipes_are_one_line_errors(text, message):
     with pytest.raises(UserError, match=message):
         KDRecipe.parse(text)
+
+
+def test_the_seed0_int8_students_ship_with_their_contracts(tmp_path):
+    plan = StudyPlan(dataset=SPEC, workdir=tmp_path / "work", out=tmp_path / "results")
+    for name, body in (("mnv2_plain_s0", b"plain"), ("r18_kd_online_kl_a0.5_T2_s0", b"kd")):
+        export = plan.workdir / "export" / name
+        export.mkdir(parents=True)
+        (export / "model_int8.tflite").write_bytes(body)
+        (export / "model_int8.tflite.json").write_text('{"artifact": {}}')
+        (export / "model_fp32.tflite").write_bytes(b"not shipped")
+    written = paper_table.ship_models(plan, {"mnv2_plain_s0": {},
+                                             "r18_kd_online_kl_a0.5_T2_s0": {}})
+    models = plan.out / "models"
+    assert sorted(p.relative_to(models).as_posix() for p in written) == [
+        "mnv2_plain_s0/model_int8.tflite", "mnv2_plain_s0/model_int8.tflite.json",
+        "r18_kd_online_kl_a0.5_T2_s0/model_int8.tflite",
+        "r18_kd_online_kl_a0.5_T2_s0/model_int8.tflite.json"]
+    assert (models / "mnv2_plain_s0" / "model_int8.tflite").read_bytes() == b"plain"
+    assert not list(models.rglob("*fp32*")) and not list(models.rglob("*.tmp"))
