@@ -12,6 +12,9 @@ about two minutes a model here). Writes rows.json, rows.csv and pareto.png into 
 """
 from __future__ import annotations
 
+from training.errors import exit_130_on_interrupt  # before the slow imports below
+exit_130_on_interrupt(__name__)
+
 import argparse
 import csv
 import gzip

@@ -21,6 +21,9 @@ onnx2tf, and after PT2E QAT converted by litert-torch with the ranges it learned
 """
 from __future__ import annotations
 
+from training.errors import exit_130_on_interrupt  # before the slow imports below
+exit_130_on_interrupt(__name__)
+
 import argparse
 import sys
 import tempfile

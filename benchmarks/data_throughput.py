@@ -13,6 +13,9 @@ Compare the loader numbers with the student's training step time: loading must b
 
 from __future__ import annotations
 
+from training.errors import exit_130_on_interrupt  # before the slow imports below
+exit_130_on_interrupt(__name__)
+
 import argparse
 import json
 import os

@@ -17,6 +17,9 @@ Joint: one 19-class model trained on the three tasks' data at once, same labels.
 """
 from __future__ import annotations
 
+from training.errors import exit_130_on_interrupt  # before the slow imports below
+exit_130_on_interrupt(__name__)
+
 import argparse
 import json
 import time

@@ -12,6 +12,9 @@ most with VNNI (avx512_vnni / avx_vnni), ARM's with dotprod/i8mm (asimddp / i8mm
 """
 from __future__ import annotations
 
+from training.errors import exit_130_on_interrupt  # before the slow imports below
+exit_130_on_interrupt(__name__)
+
 import argparse
 import contextlib
 import io

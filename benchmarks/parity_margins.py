@@ -15,6 +15,9 @@ margin over the threshold; it is written to `--json` and a Markdown file beside 
 """
 from __future__ import annotations
 
+from training.errors import exit_130_on_interrupt  # before the slow imports below
+exit_130_on_interrupt(__name__)
+
 import argparse
 import json
 import os

@@ -13,6 +13,9 @@ stride or a decoder rather than more training.
 """
 from __future__ import annotations
 
+from training.errors import exit_130_on_interrupt  # before the slow imports below
+exit_130_on_interrupt(__name__)
+
 import argparse
 import json
 from pathlib import Path

@@ -13,6 +13,9 @@ Conversions are cached under --work, so a second run only measures.
 """
 from __future__ import annotations
 
+from training.errors import exit_130_on_interrupt  # before the slow imports below
+exit_130_on_interrupt(__name__)
+
 import argparse
 import functools
 import gc

@@ -17,6 +17,9 @@ compressed), see `spec_problems`.
 """
 from __future__ import annotations
 
+from training.errors import exit_130_on_interrupt  # before the slow imports below
+exit_130_on_interrupt(__name__)
+
 import argparse
 import json
 from pathlib import Path

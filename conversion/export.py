@@ -12,6 +12,9 @@ placed in DIR and the command exits with status 1; bad input exits with status 2
 """
 from __future__ import annotations
 
+from training.errors import exit_130_on_interrupt  # before the slow imports below
+exit_130_on_interrupt(__name__)
+
 import argparse
 import sys
 from pathlib import Path

@@ -16,6 +16,9 @@ flags it), never as a gain.
 """
 from __future__ import annotations
 
+from training.errors import exit_130_on_interrupt  # before the slow imports below
+exit_130_on_interrupt(__name__)
+
 import argparse
 import sys
 from pathlib import Path

@@ -13,6 +13,9 @@ confusion_<name>.png, overlays.png, curves.png, accuracy_vs_cost.png. The work i
 """
 from __future__ import annotations
 
+from training.errors import exit_130_on_interrupt  # before the slow imports below
+exit_130_on_interrupt(__name__)
+
 import argparse
 from pathlib import Path
 

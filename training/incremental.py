@@ -17,6 +17,9 @@ contract), `history` (one entry per task), and the EWC / replay state for the ne
 OUT/last.pth and best.pth are the training loop's own checkpoints of this step.
 """
 
+from training.errors import exit_130_on_interrupt  # before the slow imports below
+exit_130_on_interrupt(__name__)
+
 import argparse
 import sys
 from pathlib import Path

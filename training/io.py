@@ -113,7 +113,17 @@ def prepare_output_dir(path: str | Path, what: str = "output directory") -> list
     except OSError as exc:
         remove_empty(created)
         raise UserError(f"{what} {path} is not writable: {exc.strerror or exc}") from None
+    _CREATED.append(created)
     return created
+
+
+# Every folder list `prepare_output_dir` created in this process, so that a command refused
+# after it (`training.errors.run_cli`, exit 2) removes the ones still empty.
+_CREATED: list[list[Path]] = []
+
+
+def created_folders() -> list[list[Path]]:
+    return _CREATED
 
 
 def prepare_output_file(path: str | Path, what: str = "output file") -> list[Path]:

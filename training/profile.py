@@ -7,6 +7,9 @@ Prints a Markdown table; students also show their reduction against the teacher.
 """
 from __future__ import annotations
 
+from training.errors import exit_130_on_interrupt  # before the slow imports below
+exit_130_on_interrupt(__name__)
+
 import argparse
 import json
 from pathlib import Path

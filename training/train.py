@@ -9,6 +9,9 @@ The run itself is `training.fit.run`; `training.distill` adds a teacher.
 """
 from __future__ import annotations
 
+from training.errors import exit_130_on_interrupt  # before the slow imports below
+exit_130_on_interrupt(__name__)
+
 import argparse
 
 from training.config import add_config_arguments, flag_values, resolve_config

@@ -9,6 +9,9 @@ condition of the same scenes: the layout (and so the labels) never changes with 
 
 from __future__ import annotations
 
+from training.errors import exit_130_on_interrupt  # before the slow imports below
+exit_130_on_interrupt(__name__)
+
 import argparse
 from pathlib import Path
 
