@@ -20,6 +20,9 @@ p95 ms (decode, pre, infer, post, encode), FPS, class-area shares per frame, mIo
 """
 from __future__ import annotations
 
+from training.errors import exit_130_on_interrupt  # before the slow imports below
+exit_130_on_interrupt(__name__)
+
 import argparse
 import sys
 from pathlib import Path
