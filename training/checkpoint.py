@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import pickle
 import random
+import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,8 +67,11 @@ def load_checkpoint(path: str | Path) -> dict:
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        raise UserError(f"refusing checkpoint {path}: it needs arbitrary pickle, which could run "
-                        f"code ({str(exc).splitlines()[0][:160]})") from None
+        found = re.search(r"GLOBAL ([\w.]+)", str(exc))
+        what = f" (it refers to {found.group(1)})" if found else ""
+        raise UserError(f"refusing checkpoint {path}: loading it needs arbitrary pickle, which "
+                        f"could run code{what}; a checkpoint of this project holds only "
+                        f"tensors and plain values") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as exc:
         raise UserError(f"cannot read checkpoint {path}: corrupt or truncated "
                         f"({exc.__class__.__name__})") from None
@@ -76,7 +80,26 @@ def load_checkpoint(path: str | Path) -> dict:
     if "arch" not in checkpoint:
         raise UserError(f"{path} does not record its architecture ('arch'); it was not written "
                         f"by this project's training code")
+    if checkpoint.get("format", FORMAT_VERSION) != FORMAT_VERSION:
+        raise UserError(f"checkpoint {path} has format {checkpoint['format']!r}; this version "
+                        f"of segkit reads format {FORMAT_VERSION} only")
+    _check_finite(checkpoint["model"], path)
     return checkpoint
+
+
+def _check_finite(weights, path: Path) -> None:
+    """Refuse NaN or Inf weights (a run that diverged, or a damaged file) before any tool
+    trains on, converts or measures them."""
+    if not isinstance(weights, dict):
+        raise UserError(f"{path}: 'model' is not a state dict")
+    bad = [name for name, tensor in weights.items()
+           if isinstance(tensor, torch.Tensor) and tensor.is_floating_point()
+           and not bool(torch.isfinite(tensor).all())]
+    if bad:
+        more = f" and {len(bad) - 1} more tensors" if len(bad) > 1 else ""
+        raise UserError(f"checkpoint {path} has non-finite weights (NaN or Inf) in "
+                        f"{bad[0]!r}{more}: training diverged or the file is damaged; use "
+                        f"an earlier checkpoint")
 
 
 def model_from_checkpoint(checkpoint: dict | str | Path) -> nn.Module:
