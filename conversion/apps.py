@@ -18,13 +18,16 @@ command exits with status 2 and one line.
 """
 from __future__ import annotations
 
+from training.errors import exit_130_on_interrupt  # before the slow imports below
+exit_130_on_interrupt(__name__)
+
 import argparse
 import re
 import shutil
 import sys
 from pathlib import Path
 
-from conversion.contract import ContractError, contract_path, load_contract
+from conversion.contract import ContractError, check_artifact, contract_path, load_contract
 
 ROOT = Path(__file__).resolve().parents[1]
 KOTLIN_FILE = ROOT / "android_demo/core/src/main/kotlin/dev/segkit/core/AppContract.kt"
@@ -85,6 +88,7 @@ def check_contract(artifact: Path, want: dict) -> dict:
         raise AssetError(f"{artifact} has no contract {contract_path(artifact).name} next to it")
     try:
         contract = load_contract(artifact)  # validates against conversion.contract.SCHEMA
+        check_artifact(artifact, contract)  # and it was written for this very file
     except ContractError as exc:
         raise AssetError(str(exc)) from None
     if contract["schema_version"] != want["schema"]:

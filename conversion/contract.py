@@ -28,7 +28,11 @@ Schema (draft 2020-12) that `validate` enforces with jsonschema and that
 """
 from __future__ import annotations
 
+from training.errors import exit_130_on_interrupt  # before the slow imports below
+exit_130_on_interrupt(__name__)
+
 import argparse
+import hashlib
 import json
 import math
 import sys
@@ -188,6 +192,9 @@ def _consistency(contract: dict) -> list[str]:
         problems.append("classes.ignore_index: must not be a class index")
     if len(inp["shape"]) != 4 or inp["shape"][inp["layout"].index("C")] != 3:
         problems.append(f"input.shape {inp['shape']} is not a 4-D {inp['layout']} RGB tensor")
+    elif [inp["shape"][inp["layout"].index(a)] for a in "HW"] != contract["export"]["input_size"]:
+        problems.append(f"input.shape {inp['shape']} ({inp['layout']}) is not at "
+                        f"export.input_size {contract['export']['input_size']}")
     quantized, dtype = inp["quantization"] is not None, inp["dtype"]
     if quantized and dtype not in ("int8", "uint8", "int16"):
         problems.append(f"input: a {dtype} input cannot be quantized")
@@ -223,9 +230,51 @@ def load_contract(path: str | Path) -> dict:
     if path.suffix != SUFFIX:
         path = contract_path(path)
     try:
-        return validate(json.loads(path.read_text()))
-    except (OSError, json.JSONDecodeError) as exc:
+        contract = json.loads(path.read_text())
+    except (OSError, ValueError, RecursionError) as exc:  # ValueError: JSON, UTF-8
         raise ContractError(f"cannot read model contract {path}: {exc}") from None
+    try:
+        return validate(contract)
+    except ContractError as exc:
+        raise ContractError(f"{path}: {exc}") from None
+
+
+def size_bytes(path: str | Path) -> int:
+    """An artifact's size: a file's, or for a folder (.mlpackage) its files' together."""
+    path = Path(path)
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return path.stat().st_size
+
+
+def artifact_sha256(path: str | Path) -> str:
+    """A file's sha256; for a folder (.mlpackage), over its relative paths and contents."""
+    from training.io import file_sha256
+    path = Path(path)
+    if path.is_file():
+        return file_sha256(path)
+    digest = hashlib.sha256()
+    for item in sorted(p for p in path.rglob("*") if p.is_file()):
+        digest.update(str(item.relative_to(path)).encode() + b"\0")
+        digest.update(file_sha256(item).encode())
+    return digest.hexdigest()
+
+
+def check_artifact(artifact: str | Path, contract: dict) -> None:
+    """Refuse an artifact that is not the file its contract was written for: the contract
+    records the size and sha256 of what the gate measured (a swapped or damaged model
+    would run with another model's preprocessing and classes)."""
+    artifact = Path(artifact)
+    recorded = contract["artifact"]
+    size = size_bytes(artifact)
+    if size != recorded["size_bytes"] or artifact_sha256(artifact) != recorded["sha256"]:
+        raise ContractError(f"{artifact} is not the model its contract "
+                            f"{contract_path(artifact).name} describes: the contract records "
+                            f"{recorded['size_bytes']} bytes, sha256 {recorded['sha256'][:12]}..."
+                            f", the file has {size} bytes"
+                            + ("" if size != recorded["size_bytes"] else
+                               f", sha256 {artifact_sha256(artifact)[:12]}...")
+                            + "; export it again, or restore the file the contract came with")
 
 
 # ---- preparing inputs and reading outputs exactly as the contract says (apps do the same)

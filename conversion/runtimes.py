@@ -214,7 +214,7 @@ def open_artifact(path: str | Path, threads: int = 1) -> tuple[Runtime, dict]:
     blocks, so a run prepares frames and reads outputs exactly as the apps do. A checkpoint
     has no contract file; its PyTorch runtime's specs and the checkpoint's classes stand in.
     """
-    from conversion.contract import contract_path, load_contract
+    from conversion.contract import check_artifact, contract_path, load_contract
     from training.checkpoint import context, load_checkpoint, model_from_checkpoint
     from training.errors import UserError
     path = Path(path)
@@ -239,12 +239,47 @@ def open_artifact(path: str | Path, threads: int = 1) -> tuple[Runtime, dict]:
         raise UserError(f"{path} has no model contract ({contract_path(path).name}) next to "
                         f"it; export it with python -m conversion.export")
     contract = load_contract(path)  # refuses another schema version, naming the field
+    check_artifact(path, contract)  # the file the contract was written for, before it runs
     if path.suffix == ".mlpackage":
         if platform.system() != "Darwin":
             raise UserError(f"{path}: Core ML packages run only on macOS; here, run the "
                             f".tflite or .onnx of the same export")
         runtime = CoreMLRuntime(path, contract["input"], contract["output"], threads)
     else:
-        runtime = open_runtime(path, threads, contract["input"]["normalization"]["in_model"])
+        try:
+            runtime = open_runtime(path, threads, contract["input"]["normalization"]["in_model"])
+        except (RuntimeError, ValueError, KeyError) as exc:  # a damaged or foreign model
+            raise UserError(f"cannot open {path}: {str(exc).strip().splitlines()[0][:200]}") \
+                from None
+        check_model_io(path, contract, runtime.input_spec, runtime.output_spec)
         runtime.input_spec, runtime.output_spec = contract["input"], contract["output"]
     return runtime, contract
+
+
+def check_model_io(path: str | Path, contract: dict, model_input: dict,
+                   model_output: dict) -> None:
+    """Refuse a contract whose input or output disagrees with the model's own (as its runtime
+    reports them): shape (so input size and, for logits, the class count), dtype and
+    quantization. Frames prepared from a wrong contract would fail inside the runtime, or
+    worse, run and be read with the wrong classes."""
+    from conversion.contract import ContractError, contract_path
+    problems = []
+    for side, actual in (("input", model_input), ("output", model_output)):
+        stated = contract[side]
+        if list(actual["shape"]) != list(stated["shape"]):
+            problems.append(f"{side} shape {stated['shape']}, the model's is {actual['shape']}")
+        if actual["dtype"] != stated["dtype"]:
+            problems.append(f"{side} dtype {stated['dtype']}, the model's is {actual['dtype']}")
+        elif not _same_quantization(actual["quantization"], stated["quantization"]):
+            problems.append(f"{side} quantization {stated['quantization']}, the model's is "
+                            f"{actual['quantization']}")
+    if problems:
+        raise ContractError(f"model contract {contract_path(path)} does not describe "
+                            f"{Path(path).name}: it says " + "; ".join(problems))
+
+
+def _same_quantization(actual: dict | None, stated: dict | None) -> bool:
+    if actual is None or stated is None:
+        return actual is stated
+    return actual["zero_point"] == stated["zero_point"] and \
+        abs(actual["scale"] - stated["scale"]) <= 1e-6 * abs(actual["scale"])
