@@ -39,7 +39,9 @@ def resize_frames(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     calibration images are (training.data.eval_transforms: bilinear with antialias)."""
     if frames.shape[1:3] == tuple(size):
         return frames
-    tensor = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)
+    # torch warns on a read-only array (a decoded image often is one): give it its own copy.
+    frames = np.ascontiguousarray(frames) if frames.flags.writeable else np.array(frames)
+    tensor = torch.from_numpy(frames).permute(0, 3, 1, 2)
     return v2.functional.resize(tensor, list(size), antialias=True).permute(0, 2, 3, 1).numpy()
 
 
