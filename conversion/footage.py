@@ -1,9 +1,11 @@
 """Frames in, for `python -m conversion.run`: an image, a folder or glob of images, a video file
 (PyAV, whose wheel carries ffmpeg), a webcam, or a dataset spec (frames with their masks).
 
-Every source yields `Frame`s of uint8 RGB at their own size, with how long decoding took. Bad
+Every source yields `Frame`s of uint8 RGB at their own size, with how long decoding took, and
+names the files it reads (`reads`), so that a run can refuse an --out that holds them. Bad
 input is refused when the source is opened, before anything is written: an unreadable or
-corrupt video, an image of the wrong channel count, a mask of another size.
+corrupt video, an image of the wrong channel count or of a size that PIL refuses as a
+decompression bomb, a mask of another size. Later frames are checked as they are read.
 """
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ class Frame:
     rgb: np.ndarray  # uint8 (H, W, 3)
     decode_ms: float
     mask: np.ndarray | None = None  # int64 (H, W) ground truth, when the source has labels
+    mask_source: str | None = None  # the mask's file (or dataset sample), for error messages
 
 
 def _rgb(image: Image.Image, where: str) -> np.ndarray:
@@ -49,6 +52,8 @@ def read_image(path: Path) -> np.ndarray:
             return _rgb(image, str(path))
     except (UnidentifiedImageError, OSError, SyntaxError) as exc:
         raise UserError(f"cannot read image {path}: {exc.__class__.__name__}") from None
+    except Image.DecompressionBombError as exc:  # an Exception, not an OSError
+        raise UserError(f"cannot read image {path}: {exc}") from None
 
 
 def read_mask(path: Path, size: tuple[int, int]) -> np.ndarray:
@@ -57,6 +62,8 @@ def read_mask(path: Path, size: tuple[int, int]) -> np.ndarray:
             mask = np.asarray(image)
     except (UnidentifiedImageError, OSError) as exc:
         raise UserError(f"cannot read mask {path}: {exc.__class__.__name__}") from None
+    except Image.DecompressionBombError as exc:
+        raise UserError(f"cannot read mask {path}: {exc}") from None
     if mask.ndim != 2 or mask.shape != size:
         raise UserError(f"mask {path} is {mask.shape[::-1]} but its frame is {size[::-1]}; "
                         f"masks are class-index PNGs of the frame's size")
@@ -67,6 +74,7 @@ class Source:
     kind = "?"
     fps: float = 0.0
     count: int | None = None
+    reads: list[tuple[str, Path]] = []  # (what, path) of every file or folder it reads
 
     def frames(self) -> Iterator[Frame]:
         raise NotImplementedError
@@ -80,6 +88,7 @@ class ImageFiles(Source):
 
     def __init__(self, paths: list[Path], masks: Path | None = None):
         self.paths, self.masks, self.count = paths, masks, len(paths)
+        self.reads = [("input", p) for p in paths] + ([("labels", masks)] if masks else [])
         read_image(paths[0])  # a wrong first file fails before any output
 
     def frames(self) -> Iterator[Frame]:
@@ -92,7 +101,8 @@ class ImageFiles(Source):
                 if not mask_path.is_file():
                     raise UserError(f"no mask {mask_path} for frame {path}")
                 mask = read_mask(mask_path, rgb.shape[:2])
-            yield Frame(index, path.stem, rgb, (time.perf_counter() - start) * 1000, mask)
+            yield Frame(index, path.stem, rgb, (time.perf_counter() - start) * 1000, mask,
+                        str(mask_path) if mask is not None else None)
 
 
 class Video(Source):
@@ -102,6 +112,8 @@ class Video(Source):
         import av
         self.target, self.masks = target, masks
         self.mask_files = sorted(masks.glob("*.png")) if masks else None
+        self.reads = ([] if target.startswith("/dev/") else [("input", Path(target))]) + \
+            ([("labels", masks)] if masks else [])
         try:
             self.container = av.open(target, options=options or {}, **(
                 {"format": "v4l2"} if target.startswith("/dev/video") else {}))
@@ -126,14 +138,15 @@ class Video(Source):
         index, frame, start = 0, self._first, time.perf_counter()
         while frame is not None:
             rgb = frame.to_ndarray(format="rgb24")
-            mask = None
+            mask, mask_source = None, None
             if self.mask_files is not None:
                 if index >= len(self.mask_files):
                     raise UserError(f"{self.masks} has {len(self.mask_files)} masks, fewer "
                                     f"than the frames of {self.target}")
                 mask = read_mask(self.mask_files[index], rgb.shape[:2])
+                mask_source = str(self.mask_files[index])
             yield Frame(index, f"frame_{index:06d}", rgb, (time.perf_counter() - start) * 1000,
-                        mask)
+                        mask, mask_source)
             start = time.perf_counter()
             try:
                 frame = next(self._decoded)
@@ -162,13 +175,16 @@ class DatasetFrames(Source):
         except (DataError, StopIteration) as exc:
             raise UserError(f"--input {spec_text!r}: {exc}") from None
         self.spec, self.count, self.fps = spec, len(self.dataset), 6.0
+        root = spec_text.partition(":")[2].strip()
+        self.reads = [("input", Path(root).expanduser())] if spec.name != "synthetic" else []
 
     def frames(self) -> Iterator[Frame]:
         for index in range(len(self.dataset)):
             start = time.perf_counter()
             image, mask = self.dataset[index]
             yield Frame(index, f"{self.split}_{index:05d}", image.permute(1, 2, 0).numpy(),
-                        (time.perf_counter() - start) * 1000, mask.numpy().astype(np.int64))
+                        (time.perf_counter() - start) * 1000, mask.numpy().astype(np.int64),
+                        f"{self.spec.text} split {self.split} sample {index}")
 
 
 def open_source(text: str, split: str | None = None, labels: Path | None = None) -> Source:

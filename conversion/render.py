@@ -1,227 +1,251 @@
-"""Segment footage with an exported model and write what a person can watch.
+"""Segment footage with exported models and write what a person can watch.
 
-`segment_footage` runs one artifact (and, to compare, a second) on every frame of a
-`conversion.footage` source, exactly as the apps do: resize to the contract's input size
-(bilinear with antialias, as the parity check and training do), `prepare_input`, invoke,
-`read_classes` (the argmax); the class map then goes back to the frame's own size (nearest) for the
-overlay. It writes into a staging folder inside `out` and moves the results into `out` at
-the end, also after Ctrl-C (with the frames done so far and a valid summary), so a failed
-run leaves nothing half-written.
+`segment_footage` is the pipeline of `python -m conversion.run`, read as its stages:
+
+    decode (the source) -> prepare (resize, input table) -> infer (the runtime alone)
+      -> draw and encode (argmax, class map at the frame's size, overlay, overlay.mp4;
+         PNGs handed to their own writer thread)
+      -> account (class shares, labels, agreement; on the calling thread)
+
+Pipelined (the default), each stage runs on its own thread (`conversion.stages`), so the
+model is never idle while a frame is decoded, prepared, drawn or encoded, and the infer
+stage does nothing but invoke; serial runs the same stage functions one after another on one
+thread, the reference the pipelined run must match bit for bit. Everything is
+written into a staging folder inside `out` and placed at the end (`conversion.outputs`):
+after Ctrl-C with the frames done and a valid summary, after an error not at all.
 """
 from __future__ import annotations
 
-import os
-import shutil
 import statistics
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw
+import torch
+from PIL import Image
 from tqdm import tqdm
 
-from conversion.calibration import resize_frames
-from conversion.contract import prepare_input, read_classes
-from training.io import atomic_write_text, prepare_output_dir, remove_empty
-from training.metrics import SegmentationMetrics
+from conversion.drawing import Painter, class_counts, legend_strip, mask_image, to_frame_size
+from conversion.encoder import PngWriter, VideoEncoder, check_quality
+from conversion.outputs import WRITER, Staging, check_out
+from conversion.segmenter import Segmenter
+from conversion.stages import run_stages
+from training.errors import UserError
 
-STAGES = ("decode", "pre", "infer", "post", "encode")
-
-
-def overlay(rgb: np.ndarray, classes: np.ndarray, palette: np.ndarray, opacity: float):
-    """`classes` painted over `rgb` at `opacity`, rounded as the apps round ("source over")."""
-    alpha = round(min(1.0, max(0.0, opacity)) * 255)
-    valid = classes < len(palette)
-    colours = palette[np.where(valid, classes, 0)].astype(np.int32)
-    mixed = (rgb.astype(np.int32) * (255 - alpha) + colours * alpha + 127) // 255
-    return np.where(valid[..., None], mixed, rgb).astype(np.uint8)
+# Milliseconds per frame, except png: per file, on the PNG writer's thread.
+STAGES = ("decode", "pre", "infer", "post", "draw", "encode", "png")
 
 
-def to_frame_size(classes: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """A model-size class map at the frame's size: each frame pixel takes the class at its
-    centre's position in the model input (nearest)."""
-    height, width = classes.shape
-    rows = ((np.arange(size[0]) + 0.5) * height / size[0]).astype(np.int64)
-    cols = ((np.arange(size[1]) + 0.5) * width / size[1]).astype(np.int64)
-    return classes[np.minimum(rows, height - 1)][:, np.minimum(cols, width - 1)]
+def segment_footage(source, model: Segmenter, out: Path, *, compare: Segmenter | None = None,
+                    video: bool = True, overlays: bool = False, masks: bool = False,
+                    legend: bool = False, opacity: float = 0.5, stride: int = 1,
+                    max_frames: int | None = None, fps: float | None = None,
+                    quality: str = "fast", pipelined: bool = True, progress: bool = True) -> dict:
+    """Run `model` (and `compare`) over `source`, write the chosen outputs into `out`; returns
+    the summary (also written as out/summary.json)."""
+    settings = check_quality(quality)
+    if stride < 1 or (max_frames is not None and max_frames < 1):
+        raise UserError(f"stride and max_frames must be at least 1, got {stride}, {max_frames}")
+    if fps is not None and not fps > 0:
+        raise UserError(f"fps must be positive, got {fps}")
+    if not 0 <= opacity <= 1:
+        raise UserError(f"opacity must be within 0..1, got {opacity}")
+    classes_info = model.contract["classes"]
+    names, palette = classes_info["names"], np.asarray(classes_info["palette"], np.uint8)
+    if compare is not None and compare.contract["classes"]["names"] != names:
+        raise UserError(f"{compare.contract['artifact']['file']} predicts other classes than "
+                        f"{model.contract['artifact']['file']}")
+    paint = Painter(palette, opacity)
+    check_out(out, source.reads)  # before anything is written
+    staging, run = Staging(out), None
+    bar = tqdm(total=max_frames or (source.count and -(-source.count // stride)),
+               unit="frame", desc="segmenting", disable=not progress)
+    torch_threads = torch.get_num_threads()
+    # torch's work outside the model (resizing frames, the argmax) on one thread: a team of
+    # OpenMP threads waits for cores that the model's runtime holds. Stage threads start later
+    # and take this setting.
+    torch.set_num_threads(1)
+    try:
+        times = {stage: [] for stage in STAGES}
+        run = _Run(staging.path, names, palette, classes_info["ignore_index"], model, compare,
+                   paint, times, video=video, overlays=overlays, masks=masks,
+                   rate=fps or source.fps or 6.0, quality=quality,
+                   png=PngWriter(settings["png_level"], background=pipelined,
+                                 times=times["png"]))
+        run.on_frame = lambda: bar.update(1)
+        started = time.perf_counter()
+        interrupted = run_stages(_taken(source.frames(), stride, max_frames),
+                                 [run.prepare, run.infer, run.draw_and_encode], run.account,
+                                 pipelined=pipelined)
+        run.finish()
+        bar.close()
+        wall_s = time.perf_counter() - started
+        alone = None
+        if not interrupted:
+            try:
+                alone = model.inference_alone()
+            except KeyboardInterrupt:  # the frames are done: keep them, without this figure
+                interrupted = True
+        summary = _summary(run, wall_s, alone, interrupted, source, model, compare,
+                           pipelined=pipelined, quality=quality, video=video)
+        if legend:
+            legend_strip(names, palette).save(staging.path / "legend.png")
+        summary["outputs"] = sorted([p.name for p in staging.path.iterdir()] + ["summary.json"])
+        (staging.path / "summary.json").write_text(_json(summary))
+        staging.place()
+        return summary
+    except BaseException:
+        if run is not None:
+            run.abandon()
+        staging.discard()
+        raise
+    finally:
+        bar.close()
+        source.close()
+        torch.set_num_threads(torch_threads)
 
 
-def legend_strip(names: list[str], palette: np.ndarray, width: int = 640) -> Image.Image:
-    """One row per class: its colour and name."""
-    columns, row = 4, 22
-    image = Image.new("RGB", (width, row * ((len(names) + columns - 1) // columns) + 4),
-                      "white")
-    draw = ImageDraw.Draw(image)
-    for index, name in enumerate(names):
-        x, y = (index % columns) * width // columns + 4, (index // columns) * row + 4
-        draw.rectangle([x, y, x + 14, y + 14], fill=tuple(int(v) for v in palette[index]),
-                       outline="black")
-        draw.text((x + 20, y + 2), name, fill="black")
-    return image
+def _taken(frames, stride: int, max_frames: int | None):
+    """Every `stride`-th frame, at most `max_frames` of them."""
+    taken = 0
+    for frame in frames:
+        if frame.index % stride:
+            continue
+        if max_frames is not None and taken >= max_frames:
+            return
+        taken += 1
+        yield frame
 
 
-class Model:
-    """One artifact with its contract: frame in, model-size class map out, timed by stage."""
+class _Run:
+    """The stage functions of one run and what they accumulate."""
 
-    def __init__(self, runtime, contract: dict):
-        self.runtime, self.contract = runtime, contract
-        self.size = runtime.frame_size
+    def __init__(self, staging: Path, names, palette, ignore_index, model, compare, paint,
+                 times: dict, *, video, overlays, masks, rate, quality, png):
+        from training.metrics import SegmentationMetrics
+        self.staging, self.names, self.palette, self.ignore = staging, names, palette, \
+            ignore_index
+        self.model, self.compare, self.paint = model, compare, paint
+        self.video, self.overlays, self.masks = video, overlays, masks
+        self.rate, self.quality, self.png = rate, quality, png
+        self.times = times
+        self.metrics = SegmentationMetrics(len(names), ignore_index)
+        self.shares, self.agreement, self.done = [], [], 0
+        self.encoder: VideoEncoder | None = None
+        self.on_frame = lambda: None
+        for folder, wanted in (("overlays", overlays), ("masks", masks)):
+            if wanted:
+                (staging / folder).mkdir()
 
-    def classes(self, rgb: np.ndarray, times: dict) -> np.ndarray:
+    def prepare(self, frame):
+        self.times["decode"].append(frame.decode_ms)
         start = time.perf_counter()
-        x = prepare_input(resize_frames(rgb[None], self.size), self.runtime.input_spec)
-        times["pre"].append((time.perf_counter() - start) * 1000)
+        x = self.model.prepare(frame.rgb)
+        self.times["pre"].append((time.perf_counter() - start) * 1000)
+        return frame, x, self.compare.prepare(frame.rgb) if self.compare else None
+
+    def infer(self, item):
+        frame, x, x_other = item
         start = time.perf_counter()
-        raw = self.runtime.invoke(x)
-        times["infer"].append((time.perf_counter() - start) * 1000)
+        raw = self.model.infer(x)
+        self.times["infer"].append((time.perf_counter() - start) * 1000)
+        return frame, raw, self.compare.infer(x_other) if self.compare else None
+
+    def draw_and_encode(self, item):
+        frame, raw, raw_other = item
         start = time.perf_counter()
-        classes = read_classes(raw, self.runtime.output_spec)[0]
-        times["post"].append((time.perf_counter() - start) * 1000)
-        return classes
+        small = self.model.read(raw)
+        other_small = self.compare.read(raw_other) if self.compare else None
+        self.times["post"].append((time.perf_counter() - start) * 1000)
+        start = time.perf_counter()
+        size = frame.rgb.shape[:2]
+        classes, agreement, picture = to_frame_size(small, size), None, None
+        if self.video or self.overlays:
+            picture = self.paint(frame.rgb, classes)
+        if other_small is not None:
+            other = to_frame_size(other_small, size)
+            agreement = float((other == classes).mean())
+            if picture is not None:
+                picture = np.concatenate([picture, self.paint(frame.rgb, other)], axis=1)
+        drawn = time.perf_counter()
+        self.times["draw"].append((drawn - start) * 1000)
+        if self.video:
+            if self.encoder is None:
+                self.encoder = VideoEncoder(self.staging / "overlay.mp4", self.rate,
+                                            picture.shape[:2], self.quality)
+            self.encoder.write(picture)
+            self.times["encode"].append((time.perf_counter() - drawn) * 1000)
+        if self.overlays:
+            self.png.submit(Image.fromarray(picture), self.staging / "overlays" /
+                            f"{frame.name}.png")
+        if self.masks:
+            self.png.submit(mask_image(classes, self.palette), self.staging / "masks" /
+                            f"{frame.name}.png")
+        return frame, classes, agreement
+
+    def account(self, item):
+        frame, classes, agreement = item
+        if frame.mask is not None:
+            self._score(frame, classes)
+        counts = class_counts(classes, len(self.names))
+        share = {"frame": frame.index, **{self.names[k]: round(float(c) / classes.size, 4)
+                                          for k, c in enumerate(counts) if c}}
+        self.shares.append(share)
+        if agreement is not None:
+            self.agreement.append(agreement)
+        self.done += 1
+        self.on_frame()
+
+    def _score(self, frame, classes) -> None:
+        mask, count = frame.mask, len(self.names)
+        bad = mask[(mask != self.ignore) & ((mask < 0) | (mask >= count))]
+        if bad.size:
+            raise UserError(f"labels {frame.mask_source} hold values outside the model's "
+                            f"classes 0..{count - 1} (ignore {self.ignore}): "
+                            f"{', '.join(map(str, np.unique(bad)[:5]))}")
+        self.metrics.update(torch.from_numpy(classes.astype(np.int64)), torch.from_numpy(mask))
+
+    def finish(self) -> None:
+        """Flush the video and wait for the PNGs: what is counted as done is written."""
+        if self.encoder is not None:
+            self.encoder.close()
+        self.png.close()
+
+    def abandon(self) -> None:
+        if self.encoder is not None:
+            self.encoder.abandon()
+        self.png.abandon()
 
 
-class VideoWriter:
-    """H.264 (yuv420p) through PyAV at the source's frame rate; odd sizes are padded."""
-
-    def __init__(self, path: Path, fps: float, size: tuple[int, int]):
-        import av
-        from fractions import Fraction
-        self.container = av.open(str(path), mode="w")
-        self.stream = self.container.add_stream("libx264", rate=Fraction(fps).limit_denominator(
-            1001))
-        self.stream.height, self.stream.width = (s + s % 2 for s in size)
-        self.stream.pix_fmt = "yuv420p"
-        self.stream.options = {"crf": "20", "preset": "veryfast"}
-
-    def write(self, rgb: np.ndarray) -> None:
-        import av
-        height, width = self.stream.height, self.stream.width
-        if rgb.shape[:2] != (height, width):
-            rgb = np.pad(rgb, ((0, height - rgb.shape[0]), (0, width - rgb.shape[1]), (0, 0)),
-                         mode="edge")
-        for packet in self.stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
-            self.container.mux(packet)
-
-    def close(self) -> None:
-        for packet in self.stream.encode():
-            self.container.mux(packet)
-        self.container.close()
-
-
-def _summary_of(times: dict, frames: int, wall_s: float) -> dict:
+def _summary(run: _Run, wall_s: float, alone: dict | None, interrupted: bool, source,
+             model: Segmenter, compare: Segmenter | None, *, pipelined: bool, quality: str,
+             video: bool) -> dict:
     stages = {}
     for stage in STAGES:
-        values = sorted(times[stage])
+        values = sorted(run.times[stage])
         stages[stage] = {"median_ms": statistics.median(values) if values else None,
                          "p95_ms": values[min(len(values) - 1, int(0.95 * len(values)))]
                          if values else None}
-    return {"frames": frames, "wall_s": wall_s, "fps": frames / wall_s if wall_s else None,
-            "stages": stages}
-
-
-def segment_footage(source, model: Model, out: Path, *, compare: Model | None = None,
-                    video: bool = True, overlays: bool = False, masks: bool = False,
-                    legend: bool = False, opacity: float = 0.5, stride: int = 1,
-                    max_frames: int | None = None, fps: float | None = None) -> dict:
-    """Run `model` over `source`, write the chosen outputs into `out`; returns the summary."""
-    created = prepare_output_dir(out, "--out")
-    staging = Path(tempfile.mkdtemp(prefix=f".run-{os.getpid()}-", dir=out))
-    classes_info = model.contract["classes"]
-    names, palette = classes_info["names"], np.asarray(classes_info["palette"], np.uint8)
-    metrics = SegmentationMetrics(len(names), classes_info["ignore_index"])
-    times = {stage: [] for stage in STAGES}
-    shares, agreement, writer, done, interrupted = [], [], None, 0, False
-    rate = fps or source.fps or 6.0
-    try:
-        bar = tqdm(total=max_frames or (source.count and -(-source.count // stride)),
-                   unit="frame", desc="segmenting")
-        started = time.perf_counter()
-        try:
-            for frame in source.frames():
-                if frame.index % stride:
-                    continue
-                if max_frames is not None and done >= max_frames:
-                    break
-                times["decode"].append(frame.decode_ms)
-                classes = to_frame_size(model.classes(frame.rgb, times), frame.rgb.shape[:2])
-                start = time.perf_counter()
-                picture = overlay(frame.rgb, classes, palette, opacity)
-                if compare is not None:
-                    other = to_frame_size(compare.classes(frame.rgb, {s: [] for s in STAGES}),
-                                          frame.rgb.shape[:2])
-                    agreement.append(float((other == classes).mean()))
-                    picture = np.concatenate([picture, overlay(frame.rgb, other, palette,
-                                                               opacity)], axis=1)
-                if video:
-                    writer = writer or VideoWriter(staging / "overlay.mp4", rate,
-                                                   picture.shape[:2])
-                    writer.write(picture)
-                if overlays:
-                    _save(Image.fromarray(picture), staging / "overlays" / f"{frame.name}.png")
-                if masks:
-                    indexed = Image.fromarray(classes.astype(np.uint8), mode="P")
-                    indexed.putpalette(palette.ravel().tolist())
-                    _save(indexed, staging / "masks" / f"{frame.name}.png")
-                times["encode"].append((time.perf_counter() - start) * 1000)
-                if frame.mask is not None:
-                    import torch
-                    metrics.update(torch.from_numpy(classes.astype(np.int64)),
-                                   torch.from_numpy(frame.mask))
-                counts = np.bincount(classes.ravel(), minlength=len(names))[:len(names)]
-                shares.append({"frame": frame.index, **{names[k]: round(float(c) / classes.size,
-                                                                       4)
-                                                        for k, c in enumerate(counts) if c}})
-                done += 1
-                bar.update(1)
-                bar.set_postfix(fps=f"{done / (time.perf_counter() - started):.1f}")
-        except KeyboardInterrupt:
-            interrupted = True
-        finally:
-            bar.close()
-            if writer is not None:
-                writer.close()
-            source.close()
-        summary = _summary_of(times, done, time.perf_counter() - started)
-        summary.update(input_kind=source.kind, model=model.contract["artifact"]["file"],
-                       precision=model.contract["artifact"].get("precision"),
-                       model_input=list(model.size), video_fps=rate if video else None,
-                       interrupted=interrupted, class_shares=shares,
-                       threads=model.runtime.threads)
-        if compare is not None:
-            summary["compare"] = {"model": compare.contract["artifact"]["file"],
-                                  "agreement_per_frame": agreement,
-                                  "agreement_mean": statistics.fmean(agreement)
-                                  if agreement else None}
-        if metrics.matrix.sum() > 0:
-            result = metrics.compute()
-            summary["labels"] = {"miou": result["miou"], "per_class_iou": dict(
-                zip(names, result["per_class_iou"]))}
-        if legend:
-            legend_strip(names, palette).save(staging / "legend.png")
-        atomic_write_text(staging / "summary.json", _json(summary))
-        _place(staging, out)
-        return summary
-    except BaseException:
-        if not interrupted:
-            shutil.rmtree(staging, ignore_errors=True)
-            remove_empty(created)
-        raise
-
-
-def _save(image: Image.Image, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    image.save(path)
-
-
-def _place(staging: Path, out: Path) -> None:
-    """Move everything staged into `out` (replacing what the previous run wrote there)."""
-    for item in staging.iterdir():
-        target = out / item.name
-        if target.is_dir():
-            shutil.rmtree(target)
-        os.replace(item, target)
-    staging.rmdir()
+    fps = run.done / wall_s if wall_s and run.done else None
+    summary = {"written_by": WRITER, "frames": run.done, "wall_s": wall_s, "fps": fps,
+               "inference_alone": alone,
+               "fps_ratio": fps / alone["fps"] if fps and alone and alone["fps"] else None,
+               "runner": "pipelined" if pipelined else "serial", "quality": quality,
+               "stages": stages, "input_kind": source.kind,
+               "model": model.contract["artifact"]["file"],
+               "precision": model.contract["artifact"].get("precision"),
+               "model_input": list(model.size), "video_fps": run.rate if video else None,
+               "interrupted": interrupted, "class_shares": run.shares, "threads": model.threads}
+    if compare is not None:
+        summary["compare"] = {"model": compare.contract["artifact"]["file"],
+                              "agreement_per_frame": run.agreement,
+                              "agreement_mean": statistics.fmean(run.agreement)
+                              if run.agreement else None}
+    if run.metrics.matrix.sum() > 0:
+        result = run.metrics.compute()
+        summary["labels"] = {"miou": result["miou"],
+                             "per_class_iou": dict(zip(run.names, result["per_class_iou"]))}
+    return summary
 
 
 def _json(value) -> str:

@@ -14,9 +14,17 @@ size, prepared and read back exactly as the apps do, and the class map is drawn 
 frame's own size. --input '-' reads the webcam (/dev/video0). Outputs in --out: overlay.mp4
 (the input's frame rate; side by side with --compare), overlays/ and masks/ PNGs (indexed
 colour, the contract's palette), legend.png, and summary.json: frames, per-stage median and
-p95 ms (decode, pre, infer, post, encode), FPS, class-area shares per frame, mIoU with labels
-(--labels DIR of mask PNGs, or a dataset spec as --input), and per-frame agreement with
---compare. Ctrl-C keeps the frames written so far and a valid summary (exit 130).
+p95 ms (decode, pre, infer, post, draw, encode; png per file), FPS, class-area shares per
+frame, mIoU with labels (--labels DIR of mask PNGs, or a dataset spec as --input), and
+per-frame agreement with --compare. Ctrl-C keeps the frames written so far and a valid summary (exit 130).
+
+Decoding, the model, and drawing + encoding run at the same time on threads of their own
+(--serial: one after another, the reference), so end to end the run goes about as fast as
+its slowest stage, usually the model. summary.json gives the wall FPS, the FPS of the model
+alone on this run's frames (same threads, measured after the run) and their ratio.
+--quality fast|balanced|archive sets x264's preset and rate factor and the PNGs'
+compression. --out must not hold the input or the labels, and a rerun into the same --out
+replaces all of the previous run's outputs.
 """
 from __future__ import annotations
 
@@ -27,9 +35,11 @@ import argparse
 import sys
 from pathlib import Path
 
+from conversion.encoder import QUALITIES
 from conversion.footage import open_source
-from conversion.render import Model, segment_footage
+from conversion.render import segment_footage
 from conversion.runtimes import open_artifact
+from conversion.segmenter import Segmenter
 from training.errors import UserError, exit_if_interrupted, run_cli
 
 
@@ -56,10 +66,18 @@ def build_parser() -> argparse.ArgumentParser:
     outputs.add_argument("--opacity", type=float, default=0.5)
     outputs.add_argument("--fps", type=float, help="overlay.mp4's frame rate (default: the "
                                                    "input's; 6 for images)")
+    outputs.add_argument("--quality", choices=QUALITIES, default="fast",
+                         help="fast (default: x264 ultrafast, PNG zlib level 1), balanced "
+                              "(veryfast, level 6) or archive (slow, level 9)")
     run = parser.add_argument_group("how much")
-    run.add_argument("--threads", type=int, default=2)
+    run.add_argument("--threads", type=int, default=2, help="the model's runtime threads")
     run.add_argument("--max-frames", type=int)
     run.add_argument("--stride", type=int, default=1, help="every n-th frame")
+    run.add_argument("--serial", action="store_true",
+                     help="run the stages one after another on one thread (the reference the "
+                          "pipelined default is tested against)")
+    run.add_argument("--no-progress", dest="progress", action="store_false",
+                     help="no progress bar")
     return parser
 
 
@@ -73,8 +91,9 @@ def main(argv: list[str] | None = None) -> dict:
         raise UserError(f"--opacity must be within 0..1, got {args.opacity}")
     if args.fps is not None and args.fps <= 0:
         raise UserError(f"--fps must be positive, got {args.fps}")
-    model = Model(*open_artifact(args.model, args.threads))
-    compare = Model(*open_artifact(args.compare, args.threads)) if args.compare else None
+    model = Segmenter(*open_artifact(args.model, args.threads))
+    compare = Segmenter(*open_artifact(args.compare, args.threads), keep_inputs=0) \
+        if args.compare else None
     if compare is not None and compare.contract["classes"]["names"] != \
             model.contract["classes"]["names"]:
         raise UserError(f"{args.compare} predicts other classes than {args.model}")
@@ -82,11 +101,15 @@ def main(argv: list[str] | None = None) -> dict:
     summary = segment_footage(source, model, args.out, compare=compare, video=args.video,
                               overlays=args.overlays, masks=args.masks, legend=args.legend,
                               opacity=args.opacity, stride=args.stride,
-                              max_frames=args.max_frames, fps=args.fps)
+                              max_frames=args.max_frames, fps=args.fps, quality=args.quality,
+                              pipelined=not args.serial, progress=args.progress)
     stages = ", ".join(f"{stage} {values['median_ms']:.1f}" for stage, values in
                        summary["stages"].items() if values["median_ms"] is not None)
-    print(f"{summary['frames']} frames at {summary['fps'] or 0:.1f} FPS (median ms: {stages}) "
-          f"-> {args.out}", file=sys.stderr)
+    alone = summary["inference_alone"]
+    ratio = f"; the model alone {alone['fps']:.1f} FPS, ratio {summary['fps_ratio']:.2f}" \
+        if alone and summary["fps_ratio"] else ""
+    print(f"{summary['frames']} frames at {summary['fps'] or 0:.1f} FPS{ratio} (median ms: "
+          f"{stages}) -> {args.out}", file=sys.stderr)
     exit_if_interrupted(summary, f"the {summary['frames']} frames done are in {args.out}")
     return summary
 

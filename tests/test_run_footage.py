@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conversion import render, run
+from conversion import render, run, segmenter
 from conversion.contract import load_contract
 from conversion.runtimes import open_runtime
 from tests.conftest import TINY_DATASET
@@ -107,24 +107,27 @@ def test_labels_give_the_projects_miou(exported_student, tmp_path):
     assert summary["labels"]["miou"] == pytest.approx(entry["miou_artifact"], abs=1e-9)
 
 
+@pytest.mark.parametrize("runner", [[], ["--serial"]], ids=["pipelined", "serial"])
 def test_ctrl_c_keeps_the_frames_done_and_a_valid_summary(exported_student, clip, tmp_path,
-                                                          monkeypatch):
+                                                          monkeypatch, runner):
     calls = {"n": 0}
-    original = render.Model.classes
+    original = segmenter.Segmenter.infer
 
-    def interrupt_at_the_third(self, rgb, times):
+    def interrupt_at_the_third(self, x):
         calls["n"] += 1
         if calls["n"] == 3:
             raise KeyboardInterrupt
-        return original(self, rgb, times)
-    monkeypatch.setattr(render.Model, "classes", interrupt_at_the_third)
+        return original(self, x)
+    monkeypatch.setattr(segmenter.Segmenter, "infer", interrupt_at_the_third)
     out = tmp_path / "out"
     with pytest.raises(SystemExit) as stopped:
         run.main([str(exported_student / f"{NAME}_int8.tflite"), "--input", str(clip),
-                  "--out", str(out), "--masks"])
+                  "--out", str(out), "--masks"] + runner)
     assert stopped.value.code == 130
     summary = json.loads((out / "summary.json").read_text())
+    # The two frames inferred before the interrupt are finished; the rest is dropped.
     assert summary["interrupted"] and summary["frames"] == 2
+    assert summary["runner"] == ("serial" if runner else "pipelined")
     assert decoded(out / "overlay.mp4").shape[0] == 2
     assert len(list((out / "masks").iterdir())) == 2
     assert not [p for p in out.iterdir() if p.name.startswith(".run-")]
