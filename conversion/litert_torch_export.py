@@ -16,6 +16,9 @@ conversion.litert_torch_export`), its log in a file.
 """
 from __future__ import annotations
 
+from training.errors import exit_130_on_interrupt  # before the slow imports below
+exit_130_on_interrupt(__name__)
+
 import argparse
 import json
 import os
@@ -108,7 +111,9 @@ def _convert(args: argparse.Namespace) -> None:
     from training.compression.pt2e import litert_quantizer, load_program
     quantizer = litert_quantizer(qat=bool(args.qat_program))
     if args.qat_program:  # QAT's own ranges: the trained, converted core, no calibration
-        core = load_program(args.qat_program).module()
+        core = load_program(args.qat_program, checkpoint=args.checkpoint,
+                            input_size=args.input_size,
+                            num_classes=model.num_classes).module()
         graph = _deployed(core, args.fold_normalization, args.fold_argmax)
     else:
         graph = prepare_pt2e(torch.export.export(deployed, example).module(), quantizer)

@@ -205,14 +205,22 @@ def _gpu(entry: dict) -> str:
         report["unsupported_ops"])
 
 
+# What `reference.runtime` (parity.json, and parity.reference in each contract) names.
+REFERENCES = {"pytorch-fp32": "PyTorch fp32",
+              "pytorch-pt2e-qat": "the PT2E QAT program in PyTorch (its int8 quantize/"
+                                  "dequantize ops)"}
+
+
 def render_markdown(report: dict, class_names: list[str]) -> str:
     held, calib = report.get("held_out") or {}, report.get("calibration") or {}
+    runtime = (report.get("reference") or {}).get("runtime", "pytorch-fp32")
     lines = [f"# Parity report: {report.get('checkpoint', '?')}", "",
-             f"Reference: PyTorch fp32 on {held.get('count', '?')} held-out images "
+             f"Reference: {REFERENCES.get(runtime, runtime)} on {held.get('count', '?')} "
+             f"held-out images "
              f"({held.get('spec')}, split {held.get('split')}), input "
              f"{'x'.join(map(str, report.get('input_size', [])))}; calibration: "
              f"{calib.get('count', '-')} images of {calib.get('spec', '-')}.", "",
-             f"Confident pixels: fp32 top-1 minus top-2 logit margin above "
+             f"Confident pixels: the reference's top-1 minus top-2 logit margin above "
              f"{report.get('reference', {}).get('confidence_level', float('nan')):.4g} "
              f"({CONFIDENT_STEPS} int8 steps of the reference logits' range).", "",
              "| file | target | precision | agreement | agreement (confident) | confident share "

@@ -10,7 +10,6 @@ anything is written.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import os
 import shutil
 import sys
@@ -23,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from conversion import contract as contracts
+from conversion.contract import artifact_sha256, size_bytes
 from conversion.calibration import ImageSet, anchor_pixel_range, load_calibration, load_held_out
 from conversion.coreml_export import convert_to_coreml
 from conversion.litert_torch_export import convert_with_litert_torch
@@ -32,6 +32,7 @@ from conversion.runtimes import RuntimeUnavailable, TorchRuntime, open_runtime
 from conversion.tflite_export import SHIPPED, convert_to_tflite, file_suffix
 from conversion.tflite_ops import inspect_tflite
 from training.checkpoint import context, load_checkpoint, model_from_checkpoint
+from training.compression.programs import load_program
 from training.data import parse_dataset_spec
 from training.errors import UserError
 from training.io import file_sha256, prepare_output_dir, remove_empty, remove_stale
@@ -92,23 +93,6 @@ def resolve_checkpoint(path: Path | None) -> Path:
     return path
 
 
-def size_bytes(path: Path) -> int:
-    if path.is_dir():
-        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-    return path.stat().st_size
-
-
-def artifact_sha256(path: Path) -> str:
-    """A file's sha256; for a folder (.mlpackage), over its relative paths and contents."""
-    if path.is_file():
-        return file_sha256(path)
-    digest = hashlib.sha256()
-    for item in sorted(p for p in path.rglob("*") if p.is_file()):
-        digest.update(str(item.relative_to(path)).encode() + b"\0")
-        digest.update(file_sha256(item).encode())
-    return digest.hexdigest()
-
-
 def tool_versions() -> dict:
     versions = {"python": sys.version.split()[0]}
     for name in TOOLS:
@@ -139,6 +123,11 @@ class ExportRun:
             "-norm" * settings.fold_normalization + "-argmax" * settings.fold_argmax
         run_name = self.checkpoint_path.parent.name or "model"
         self.out = Path(settings.out or Path("artifacts") / run_name)
+        # A QAT program is read (as zip + JSON) and proven to be this checkpoint's at this
+        # size before torch loads anything from it, and before anything is written.
+        self.program = None if settings.qat_program is None else load_program(
+            settings.qat_program, checkpoint=self.checkpoint_path, input_size=self.size,
+            num_classes=len(self.dataset["class_names"]))
 
     def load_data(self) -> tuple[ImageSet | None, ImageSet]:
         calib_spec = self.s.calib or self.dataset["spec"]
@@ -322,11 +311,10 @@ class ExportRun:
         """What every artifact is measured against: the checkpoint in fp32 or, for the int8
         made from a QAT program, that program itself (its quantize/dequantize ops run in
         PyTorch), so agreement measures the conversion, not what QAT changed."""
-        if self.s.qat_program is None:
+        if self.program is None:
             return self.model
-        from training.compression.pt2e import load_program
         from training.compression.runs import OneByOne
-        return OneByOne(load_program(self.s.qat_program).module(), self.model.num_classes)
+        return OneByOne(self.program.module(), len(self.dataset["class_names"]))
 
     def _reference_name(self) -> str:
         return "pytorch-pt2e-qat" if self.s.qat_program else "pytorch-fp32"
@@ -357,6 +345,9 @@ class ExportRun:
                        candidate.target == "tflite" and s.converter == "onnx2tf" else None,
                        "quantization": _quantization(candidate, s),
                        "coreml_input": s.coreml_input if candidate.target == "coreml" else None,
+                       "qat_program": {"file": str(s.qat_program),
+                                       "sha256": file_sha256(s.qat_program)}
+                       if s.qat_program and candidate.precision == "int8" else None,
                        **({"converter": self._converter(),
                            "gpu_delegate": entry["gpu_delegate"],
                            "xnnpack_fully_delegated": entry["xnnpack_fully_delegated"]}

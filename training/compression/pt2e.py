@@ -175,7 +175,8 @@ def _conv_bn_patterns_as_modules() -> None:
     annotators._get_aten_graph_module_for_pattern = as_module
 
 
-def load_program(path) -> torch.export.ExportedProgram:
-    """A saved PT2E program; importing this module registered the quantize/dequantize ops that
-    torch.export.load needs to deserialize it."""
-    return torch.export.load(str(path))
+def load_program(path, **belongs_to) -> torch.export.ExportedProgram:
+    """A saved PT2E program, inspected before anything in it is loaded
+    (`training.compression.programs`); `belongs_to`: checkpoint, input_size, num_classes."""
+    from training.compression.programs import load_program as load_inspected
+    return load_inspected(path, **belongs_to)

@@ -127,13 +127,15 @@ def pt2e_qat(checkpoint_path: str | Path, epochs: int = 1, teacher: str | None =
     torch.export program (`OUT.pt2`) that `conversion.export --converter litert-torch
     --qat-program OUT.pt2` turns into int8 TFLite with the learned ranges, no calibration."""
     from training.compression.pt2e import qat_program
+    from training.compression.programs import save_program
     out, checkpoint, model, (train, val, spec) = _qat_start(checkpoint_path, out, ".pt2")
     train = DataLoader(train.dataset, batch_size=train.batch_size, shuffle=True,
                        drop_last=True, generator=torch.Generator().manual_seed(0))
     teacher_model = model_from_checkpoint(teacher) if teacher else None
     program = qat_program(model, train, epochs, lr or checkpoint["config"]["lr"] / 10,
                           teacher=teacher_model, ignore_index=spec.ignore_index)
-    torch.export.save(program, str(out))
+    save_program(program, out, checkpoint_path, context(checkpoint, checkpoint_path).input_size,
+                 spec.num_classes)  # with the checkpoint's sha256: export checks it
     quantized = program.module()
     result = {"fp32_miou": _miou(model, val, spec),
               "qat_pt2e_int8_miou": _miou(OneByOne(quantized), val, spec), "out": str(out)}
