@@ -337,7 +337,12 @@ def main(argv: list[str] | None = None) -> None:
                   sys.stdout, indent=2)
         print()
     for path in args.files:
-        load_contract(path)
+        contract = load_contract(path)
+        if path.suffix != SUFFIX:  # an artifact: also the file its contract was written for
+            if not path.exists():
+                raise ContractError(f"{path}: no such artifact (pass the contract itself, "
+                                    f"{contract_path(path).name}, to check only the contract)")
+            check_artifact(path, contract)
         print(f"ok: {path}")
 
 
