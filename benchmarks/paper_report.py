@@ -7,6 +7,9 @@ summarised over seeds as mean ± sd, with the KD gain paired per seed (benchmark
 """
 from __future__ import annotations
 
+from training.errors import exit_130_on_interrupt  # before the slow imports below
+exit_130_on_interrupt(__name__)
+
 import argparse
 import json
 import os
@@ -350,17 +353,23 @@ def plot(table: dict, path: Path) -> None:
     figure.savefig(path, dpi=110, format="png")
 
 
-def write(table: dict, out: Path) -> list[Path]:
-    """Render everything first, then replace each file atomically: a failure leaves the
-    previous table whole."""
+def write_files(out: Path, texts: dict[str, str], figures: dict) -> list[Path]:
+    """Render every figure (name -> function(path)) first, then replace each file
+    atomically: a failure leaves the previous report whole."""
     out.mkdir(parents=True, exist_ok=True)
-    texts = {"table.json": json.dumps(table, indent=2), "table.md": markdown(table)}
-    figure = out / ".summary.png.tmp"
-    plot(table, figure)
+    for name, draw in figures.items():
+        draw(out / f".{name}.tmp")
     for name, text in texts.items():
         atomic_write_text(out / name, text)
-    os.replace(figure, out / "summary.png")
-    return [out / name for name in (*texts, "summary.png")]
+    for name in figures:
+        os.replace(out / f".{name}.tmp", out / name)
+    return [out / name for name in (*texts, *figures)]
+
+
+def write(table: dict, out: Path) -> list[Path]:
+    return write_files(out, {"table.json": json.dumps(table, indent=2),
+                             "table.md": markdown(table)},
+                       {"summary.png": lambda path: plot(table, path)})
 
 
 def main(argv=None) -> None:

@@ -34,6 +34,9 @@ the teacher, the plain seed-0 run and the chosen recipe's seed-0 run.
 """
 from __future__ import annotations
 
+from training.errors import exit_130_on_interrupt  # before the slow imports below
+exit_130_on_interrupt(__name__)
+
 import argparse
 import json
 import os

@@ -11,16 +11,18 @@ each run's metrics.csv.
 """
 from __future__ import annotations
 
+from training.errors import exit_130_on_interrupt  # before the slow imports below
+exit_130_on_interrupt(__name__)
+
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
 from matplotlib.figure import Figure
 
+from benchmarks.paper_report import write_files
 from training.errors import run_cli
-from training.io import atomic_write_text
 
 def _by_checkpoint(rows: list[dict]) -> dict[str, dict]:
     return {row["checkpoint"]: row for row in rows}
@@ -129,15 +131,9 @@ def plot(report: dict, path: Path) -> None:
 
 
 def write(report: dict, out: Path) -> list[Path]:
-    """Everything rendered first, then each file replaced atomically."""
-    out.mkdir(parents=True, exist_ok=True)
-    texts = {"pilot.json": json.dumps(report, indent=2), "pilot.md": markdown(report)}
-    figure = out / ".pilot.png.tmp"
-    plot(report, figure)
-    for name, text in texts.items():
-        atomic_write_text(out / name, text)
-    os.replace(figure, out / "pilot.png")
-    return [out / name for name in (*texts, "pilot.png")]
+    return write_files(out, {"pilot.json": json.dumps(report, indent=2),
+                             "pilot.md": markdown(report)},
+                       {"pilot.png": lambda path: plot(report, path)})
 
 
 def main(argv=None) -> None:

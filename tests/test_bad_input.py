@@ -78,13 +78,13 @@ def test_flags_are_typed_too(capsys):
 
 
 def test_every_yaml_loader_types_its_keys(tmp_path, monkeypatch):
-    from benchmarks import paper_table, quickstart
+    from benchmarks import paper_table, quickstart, study_plan
     bad = _yaml(tmp_path, "lr: fast\n")
-    monkeypatch.setattr(paper_table, "TEACHER_RECIPE", bad)
-    args = paper_table.parse_args(["--dataset", DATASET, "--input-size", "64", "128",
+    monkeypatch.setattr(study_plan, "TEACHER_RECIPE", bad)
+    plan = paper_table.parse_args(["--dataset", DATASET, "--input-size", "64", "128",
                                    "--workdir", str(tmp_path / "w"), "--out", str(tmp_path)])
     with pytest.raises(UserError, match="x.yaml: lr: expected a number"):
-        paper_table.stage_configs(args)
+        study_plan.stage_configs(plan)
     monkeypatch.setattr(quickstart, "QUICKSTART", bad)
     with pytest.raises(UserError, match="x.yaml: lr: expected a number"):
         quickstart.measure_throughput(tmp_path, 1)
