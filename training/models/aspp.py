@@ -3,7 +3,7 @@
 The teacher uses torchvision's layout (ASPP width 256, dense 3x3 branches). On a light
 backbone the dense head would dominate the cost (counted with torch.utils.flop_counter at
 512x1024: MobileNetV2 features + a dense DeepLabHead(1280) take 16.6 GFLOPs, mostly head; see
-the README's head table), so the students use depthwise-separable branches
+benchmarks/results/profile_512x1024.json), so the students use depthwise-separable branches
 (DeepLabv3+'s choice for MobileNet) at a narrower width; `python -m training.profile` measures
 the effect.
 """
