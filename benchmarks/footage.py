@@ -34,12 +34,12 @@ from tqdm import tqdm
 
 from conversion.contract import load_contract
 from conversion.encoder import QUALITIES
-from conversion.export import build_parser as export_parser, settings_from
 from conversion.footage import open_source
-from conversion.pipeline import DEFAULT_CHECKPOINT, ExportRun
+from conversion.pipeline import DEFAULT_CHECKPOINT
 from conversion.render import segment_footage
 from conversion.runtimes import open_artifact
 from conversion.segmenter import Segmenter
+from benchmarks.speed_models import export_speed_models
 from training.errors import UserError, run_cli
 from training.io import file_sha256, prepare_output_dir, prepare_output_file, write_results
 from training.machine import machine_record
@@ -64,17 +64,8 @@ def export_models(checkpoint: Path, size: tuple[int, int], out: Path) -> dict[st
             found[precision] = contract_file.with_suffix("")
     if all(p in found for p in PRECISIONS):
         return found
-    args = export_parser().parse_args([
-        "--target", "tflite", "--checkpoint", str(checkpoint), "--input-size", *map(str, size),
-        "--out", str(out), "--fold-normalization", "--calib-count", "8", "--parity-count", "4",
-        "--threshold", "int8.agreement=0", "--threshold", "int8.miou_drop=100",
-        "--threshold", "fp32.agreement=0"])
-    result = ExportRun(settings_from(args)).run()
-    files = {e["precision"]: out / e["file"] for e in result["entries"] if e["placed"]}
-    missing = [p for p in PRECISIONS if p not in files]
-    if missing:
-        raise UserError(f"the {size[0]}x{size[1]} export placed no {', '.join(missing)} model")
-    return {p: files[p] for p in PRECISIONS}
+    return export_speed_models(checkpoint, size, out, 8, 4, "--fold-normalization",
+                               "--threshold", "fp32.agreement=0")
 
 
 def write_clip(path: Path, frames: int, size: tuple[int, int], fps: int = 30) -> Path:

@@ -25,8 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from conversion.export import build_parser, settings_from
-from conversion.pipeline import ExportRun
+from benchmarks.speed_models import PRECISIONS, export_speed_models
 from conversion.runtimes import LiteRTRuntime
 from training.errors import UserError, run_cli
 from training.io import prepare_output_file, write_results
@@ -34,24 +33,6 @@ from training.machine import machine_record
 from training.timing import median_ms
 
 WEB = Path(__file__).resolve().parents[1] / "web_demo"
-PRECISIONS = ("fp32", "int8")
-
-
-def export(checkpoint: Path, size: tuple[int, int], out: Path) -> dict[str, Path]:
-    """fp32 and int8 files at `size`. Only their speed is measured here, so the int8 gate is
-    off: a student trained at 96x192 is undecided on 512x1024 frames, and the gate rightly
-    refuses to ship that int8 model (its agreement is still in out/parity.json)."""
-    args = build_parser().parse_args(["--target", "tflite", "--checkpoint", str(checkpoint),
-                                      "--input-size", *map(str, size), "--out", str(out),
-                                      "--calib-count", "32", "--parity-count", "8",
-                                      "--threshold", "int8.agreement=0",
-                                      "--threshold", "int8.miou_drop=100"])
-    result = ExportRun(settings_from(args)).run()
-    files = {e["precision"]: out / e["file"] for e in result["entries"] if e["placed"]}
-    missing = [p for p in PRECISIONS if p not in files]
-    if missing:
-        raise UserError(f"the {size[0]}x{size[1]} export placed no {', '.join(missing)} model")
-    return {p: files[p] for p in PRECISIONS}
 
 
 def browser_ms(models: dict[str, Path], frame: Path, size, runs: int, threads: bool) -> dict:
@@ -80,7 +61,7 @@ def python_ms(path: Path, pixels: np.ndarray, threads: int, runs: int) -> float:
 
 
 def measure(checkpoint: Path, size: tuple[int, int], runs: int, work: Path) -> dict:
-    models = export(checkpoint, size, work / f"{size[0]}x{size[1]}")
+    models = export_speed_models(checkpoint, size, work / f"{size[0]}x{size[1]}", 32, 8)
     pixels = np.random.default_rng(0).integers(0, 256, (1, *size, 3), dtype=np.uint8)
     frame = work / f"frame_{size[0]}x{size[1]}.u8"
     frame.write_bytes(pixels.tobytes())
