@@ -64,9 +64,9 @@ def test_table_has_every_stage_and_column(first_run):
                                                                for s in (0, 1)) / 2)
     # Per-class deltas are KD minus no-KD per class, averaged over the paired seeds.
     rows = {row["stage"]: row for row in table["rows"]}
-    delta = summary["per_class_kd_delta"]["Road"]
-    expected = [rows[f"mnv2_{kd}_s{s}"]["per_class_iou"]["Road"]
-                - rows[f"mnv2_plain_s{s}"]["per_class_iou"]["Road"] for s in (0, 1)]
+    delta = summary["per_class_kd_delta"]["road"]
+    expected = [rows[f"mnv2_{kd}_s{s}"]["per_class_iou"]["road"]
+                - rows[f"mnv2_plain_s{s}"]["per_class_iou"]["road"] for s in (0, 1)]
     assert delta == pytest.approx(sum(expected) / 2)
     assert table["bf16_used"] in (True, False) and table["machine"]["machine"]
     markdown = (tmp_path / "results" / "table.md").read_text()
