@@ -28,7 +28,7 @@ import numpy as np
 from training.io import atomic_write_text, prepare_output_file
 from training.machine import machine_record
 from training.timing import median_ms
-from training.errors import UserError, run_cli
+from training.errors import UserError, require_at_least_one, run_cli
 
 
 def reference_models(size: tuple[int, int], width: float, calibration_frames: int) -> dict:
@@ -101,8 +101,7 @@ def main(argv: list[str] | None = None) -> dict:
         prepare_output_file(args.json, "--json")
     if min(args.input_size) < 32:
         raise UserError(f"--input-size must be at least 32x32, got {args.input_size}")
-    if args.threads < 1 or args.runs < 1:
-        raise UserError("--threads and --runs must be at least 1")
+    require_at_least_one(threads=args.threads, runs=args.runs)
     result = probe((args.input_size[0], args.input_size[1]), args.threads, args.runs,
                    args.width)
     flags = ", ".join(result["int8_dot_product_flags"]) or "none"

@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from training.data import parse_dataset_spec
 from training.data.transforms import eval_transforms
-from training.errors import UserError, run_cli
+from training.errors import UserError, require_at_least_one, run_cli
 from training.io import atomic_write_text, prepare_output_file
 from training.metrics import SegmentationMetrics
 from training.models import validate_input_size
@@ -79,8 +79,7 @@ def main(argv: list[str] | None = None) -> dict:
         if stride < 1:
             raise UserError(f"--strides must be positive, got {stride}")
         validate_input_size(size, stride)
-    if args.limit is not None and args.limit < 1:
-        raise UserError(f"--limit must be at least 1, got {args.limit}")
+    require_at_least_one(limit=args.limit)
     spec = parse_dataset_spec(args.dataset)
     results = stride_ceilings(spec, args.split, size, args.strides, args.limit)
     for stride, result in results.items():

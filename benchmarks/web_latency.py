@@ -27,7 +27,7 @@ import numpy as np
 
 from benchmarks.speed_models import PRECISIONS, export_speed_models
 from conversion.runtimes import LiteRTRuntime
-from training.errors import UserError, run_cli
+from training.errors import UserError, require_at_least_one, run_cli
 from training.io import prepare_output_file, write_results
 from training.machine import machine_record
 from training.timing import median_ms
@@ -110,8 +110,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--json", type=Path, default=Path("benchmarks/results/"
                                                           "web_latency.json"))
     args = parser.parse_args(argv)
-    if args.runs < 1:
-        raise UserError("--runs must be at least 1")
+    require_at_least_one(runs=args.runs)
     prepare_output_file(args.json, "--json")
     work = Path(tempfile.mkdtemp(prefix="web-latency-"))
     rows = []

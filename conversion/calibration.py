@@ -17,7 +17,7 @@ import torch
 from torchvision.transforms import v2
 
 from training.data import DataError, JointTransform, parse_dataset_spec
-from training.errors import UserError
+from training.errors import UserError, require_at_least_one
 
 
 @dataclass
@@ -102,8 +102,7 @@ def _build(spec, spec_text: str, split: str):
 
 def load_calibration(spec_text: str, count: int, size: tuple[int, int]) -> ImageSet:
     """N images from the training split (or the first split) of `spec_text`, or a .npy file."""
-    if count < 1:
-        raise UserError(f"--calib-count must be at least 1, got {count}")
+    require_at_least_one(calib_count=count)
     if spec_text.endswith(".npy"):
         return _from_array(Path(spec_text).expanduser(), count, size)
     spec = _parse(spec_text)
@@ -118,8 +117,7 @@ def load_calibration(spec_text: str, count: int, size: tuple[int, int]) -> Image
 def load_held_out(spec_text: str, count: int, size: tuple[int, int],
                   calibration: ImageSet) -> ImageSet:
     """M labelled images that calibration did not use."""
-    if count < 1:
-        raise UserError(f"--parity-count must be at least 1, got {count}")
+    require_at_least_one(parity_count=count)
     spec = _parse(spec_text)
     used = calibration.source if calibration.source.get("spec") == spec_text else {}
     split = next((s for s in ("val", "test") if s in spec.splits and s != used.get("split")),

@@ -30,7 +30,7 @@ from conversion.encoder import PngWriter, VideoEncoder, check_quality
 from conversion.outputs import WRITER, Staging, check_out
 from conversion.segmenter import Segmenter
 from conversion.stages import run_stages
-from training.errors import UserError
+from training.errors import UserError, require_at_least_one
 
 # Milliseconds per frame, except png: per file, on the PNG writer's thread.
 STAGES = ("decode", "pre", "infer", "post", "draw", "encode", "png")
@@ -44,8 +44,7 @@ def segment_footage(source, model: Segmenter, out: Path, *, compare: Segmenter |
     """Run `model` (and `compare`) over `source`, write the chosen outputs into `out`; returns
     the summary (also written as out/summary.json)."""
     settings = check_quality(quality)
-    if stride < 1 or (max_frames is not None and max_frames < 1):
-        raise UserError(f"stride and max_frames must be at least 1, got {stride}, {max_frames}")
+    require_at_least_one(stride=stride, max_frames=max_frames)
     if fps is not None and not fps > 0:
         raise UserError(f"fps must be positive, got {fps}")
     if not 0 <= opacity <= 1:

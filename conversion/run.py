@@ -40,7 +40,7 @@ from conversion.footage import open_source
 from conversion.render import segment_footage
 from conversion.runtimes import open_artifact
 from conversion.segmenter import Segmenter
-from training.errors import UserError, exit_if_interrupted, run_cli
+from training.errors import UserError, exit_if_interrupted, require_at_least_one, run_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -83,10 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> dict:
     args = build_parser().parse_args(argv)
-    for option in ("threads", "stride", "max_frames"):
-        value = getattr(args, option)
-        if value is not None and value < 1:
-            raise UserError(f"--{option.replace('_', '-')} must be at least 1, got {value}")
+    require_at_least_one(threads=args.threads, stride=args.stride, max_frames=args.max_frames)
     if not 0 <= args.opacity <= 1:
         raise UserError(f"--opacity must be within 0..1, got {args.opacity}")
     if args.fps is not None and args.fps <= 0:

@@ -1,8 +1,11 @@
 """User-facing errors and the one place that turns them into a clean CLI exit.
 
-Library code raises `UserError` (or the data package's errors, which are ValueErrors) for bad
-input; the command-line entry points wrap `main` with `run_cli` so the user sees one line and a
-non-zero exit instead of a traceback. Set SEGKIT_DEBUG=1 to get the traceback back.
+Library code raises `UserError` (or one of its kinds: the data package's `DataError`, the
+contract's `ContractError`, ...) for bad input; the command-line entry points wrap `main` with
+`run_cli` so the user sees one line and exit status 2 instead of a traceback. A missing or
+unreadable file (FileNotFoundError, PermissionError) is the user's too. Anything else, a plain
+ValueError included, is a bug and keeps its traceback. Set SEGKIT_DEBUG=1 to get the traceback
+of a user error back.
 
 Ctrl-C can also come before `run_cli` runs: while an entry module imports torch and the rest,
 which takes seconds. Each entry module calls `exit_130_on_interrupt(__name__)` first thing, so
@@ -27,12 +30,20 @@ def run_cli(main: Callable[[list[str] | None], object], argv: list[str] | None =
         _remove_created_folders(created)
         print("interrupted", file=sys.stderr)
         sys.exit(130)
-    except (UserError, ValueError, FileNotFoundError, PermissionError) as exc:
+    except (UserError, FileNotFoundError, PermissionError) as exc:
         _remove_created_folders(created)
         if os.environ.get("SEGKIT_DEBUG") == "1":
             raise
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
+
+
+def require_at_least_one(**values: int | None) -> None:
+    """Refuse (UserError) the first count below 1, named as its flag (`batch_size` is
+    `--batch-size`); None means "not given" and passes."""
+    for name, value in values.items():
+        if value is not None and value < 1:
+            raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
 
 
 def exit_if_interrupted(summary: dict, message: str) -> None:

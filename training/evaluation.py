@@ -24,7 +24,7 @@ from training.checkpoint import check_classes, dataset_record, load_checkpoint, 
 from training.data import parse_dataset_spec
 from training.data.loader import build_loader
 from training.data.transforms import eval_transforms
-from training.errors import UserError
+from training.errors import UserError, require_at_least_one
 from training.io import prepare_output_dir, prepare_output_file, remove_empty
 from training.machine import select_device
 from training.metrics import confusion_matrix
@@ -147,10 +147,8 @@ class EvaluationOptions:
     progress: bool = True
 
     def __post_init__(self):
-        for option in ("batch_size", "threads", "latency_runs", "max_images"):
-            value = getattr(self, option)
-            if value is not None and value < 1:
-                raise UserError(f"--{option.replace('_', '-')} must be at least 1")
+        require_at_least_one(batch_size=self.batch_size, threads=self.threads,
+                             latency_runs=self.latency_runs, max_images=self.max_images)
         if self.workers < 0:
             raise UserError("--workers must be 0 or more")
 

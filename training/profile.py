@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from training.errors import UserError, run_cli
+from training.errors import UserError, require_at_least_one, run_cli
 from training.io import atomic_write_text, prepare_output_file
 from training.models import STUDENTS, TEACHER, list_models, validate_input_size
 from training.profiling import add_reductions, markdown_table, profile_model
@@ -48,8 +48,7 @@ def main(argv=None) -> list[dict]:
     if args.num_classes < 2:
         raise UserError(f"num_classes must be at least 2, got {args.num_classes}")
     validate_input_size(args.input_size, args.output_stride)
-    if args.threads < 1 or args.runs < 1:
-        raise UserError("--threads and --runs must be at least 1")
+    require_at_least_one(threads=args.threads, runs=args.runs)
     if args.json:
         prepare_output_file(args.json, "--json")
     rows = [profile_model(name, tuple(args.input_size), args.output_stride, args.num_classes,

@@ -20,7 +20,7 @@ from training.compression.pruning import freeze_zeros, prune, sparsity, validate
 from training.compression.quantization import attach
 from training.data import parse_dataset_spec
 from training.data.transforms import eval_transforms
-from training.errors import UserError
+from training.errors import UserError, require_at_least_one
 from training.validation import evaluate_model
 from training.io import atomic_save, prepare_output_file
 from training.models import count_parameters
@@ -64,8 +64,7 @@ def pt2e_int8_miou(model, calibration: list, val, spec) -> float:
 
 def measure_int8(checkpoint_path: str | Path, calib_batches: int = 4) -> dict:
     """fp32 mIoU and static-PTQ int8 mIoU two ways (TFLite-scheme simulation, PT2E)."""
-    if calib_batches < 1:
-        raise UserError(f"--calib-batches must be >= 1, got {calib_batches}")
+    require_at_least_one(calib_batches=calib_batches)
     torch.manual_seed(0)
     checkpoint = load_checkpoint(checkpoint_path)
     model = model_from_checkpoint(checkpoint)

@@ -22,7 +22,7 @@ from training.continual.ewc import ContinualTask, estimate_fisher, merge_fisher
 from training.continual.replay import MixedDataset, ReplayMemory
 from training.data import eval_transforms, parse_dataset_spec
 from training.engine import Trainer
-from training.errors import UserError
+from training.errors import UserError, require_at_least_one
 from training.fit import build_train_set
 from training.io import atomic_save, prepare_output_dir
 from training.machine import select_device
@@ -109,8 +109,7 @@ def increment(checkpoint_path: str | Path, new_data: str, method: str, out: str 
         if checkpoint.get("replay"):
             replay = ReplayMemory.from_state(checkpoint["replay"])
             if memory is not None:  # a new size applies from this task's re-selection on
-                if memory < 1:
-                    raise UserError(f"--memory must be at least 1, got {memory}")
+                require_at_least_one(memory=memory)
                 replay.capacity = int(memory)
         else:
             old_train = _old_data(record)

@@ -15,11 +15,14 @@ import torch
 from torch.utils.data import Dataset
 from torchvision import tv_tensors
 
+from training.errors import UserError
+
 log = logging.getLogger(__name__)
 
 
-class DataError(ValueError):
-    """Bad dataset input: a missing root or split, a corrupt file, labels outside the class set."""
+class DataError(UserError):
+    """Bad dataset input: a missing root or split, a corrupt file, labels outside the class set
+    (a user error: `run_cli` prints it as one line)."""
 
 
 def to_item(image: np.ndarray, mask: np.ndarray) -> tuple[tv_tensors.Image, tv_tensors.Mask]:
