@@ -29,13 +29,12 @@ import sys
 import tempfile
 from pathlib import Path
 
-from conversion.export import build_parser, settings_from
-from conversion.pipeline import ExportRun
+from conversion.pipeline import ExportRun, ExportSettings
 from conversion.tflite_export import SHIPPED
 from training.checkpoint import load_checkpoint
 from training.compression import TFLITE_CONVERTERS
 from training.data import parse_dataset_spec
-from training.errors import UserError, run_cli
+from training.errors import UserError, require_at_least_one, run_cli
 from training.io import prepare_output_file, write_results
 from training.machine import machine_record
 
@@ -46,13 +45,9 @@ COLUMNS = ("converter", "precision", "conversion_s", "size_mb", "agreement", "mi
 def export_rows(checkpoint: Path, converter: str, out: Path, size, calib_count: int,
                 parity_count: int, threads: int, runs: int) -> dict[str, dict]:
     """{precision: parity entry} of one export (refused variants included)."""
-    argv = ["--target", "tflite", "--converter", converter, "--checkpoint", str(checkpoint),
-            "--out", str(out), "--calib-count", str(calib_count),
-            "--parity-count", str(parity_count), "--threads", str(threads)]
-    if size is not None:
-        argv += ["--input-size", *map(str, size)]
-    settings = settings_from(build_parser().parse_args(argv))
-    settings.latency_runs = runs
+    settings = ExportSettings(targets=["tflite"], converter=converter, checkpoint=checkpoint,
+                              out=out, input_size=size, calib_count=calib_count,
+                              parity_count=parity_count, threads=threads, latency_runs=runs)
     return {e["precision"]: e for e in ExportRun(settings).run()["entries"]}
 
 
@@ -93,11 +88,10 @@ def qat_comparison(checkpoint: Path, epochs: int, parity_count: int, threads: in
     """int8 mIoU of `checkpoint` after PTQ and after either QAT, each through its converter."""
     from training.compression.runs import pt2e_qat, quantization_aware_training
 
-    def int8(path: Path, converter: str, out: str, *extra: str) -> dict:
-        argv = ["--target", "tflite", "--converter", converter, "--checkpoint", str(path),
-                "--out", str(work / out), "--parity-count", str(parity_count),
-                "--threads", str(threads), *extra]
-        settings = settings_from(build_parser().parse_args(argv))
+    def int8(path: Path, converter: str, out: str, qat_program: Path | None = None) -> dict:
+        settings = ExportSettings(targets=["tflite"], converter=converter, checkpoint=path,
+                                  out=work / out, parity_count=parity_count, threads=threads,
+                                  qat_program=qat_program)
         entries = {e["precision"]: e for e in ExportRun(settings).run()["entries"]}
         entry = entries["int8"]
         return {k: entry[k] for k in ("miou_reference", "miou_artifact", "agreement", "passed")}
@@ -111,7 +105,7 @@ def qat_comparison(checkpoint: Path, epochs: int, parity_count: int, threads: in
         "qat_simulated_recalibrated_by_onnx2tf": int8(work / "qat_sim.pth", "onnx2tf",
                                                       "qat_onnx2tf"),
         "qat_pt2e_own_ranges_litert_torch": int8(checkpoint, "litert-torch", "qat_litert",
-                                                 "--qat-program", program["out"])},
+                                                 Path(program["out"]))},
         "pytorch": {"fp32": simulated["fp32_miou"], "qat_sim_fp32": simulated["qat_fp32_miou"],
                     "qat_sim_int8_simulated": simulated["qat_int8_miou"],
                     "qat_pt2e_int8": program["qat_pt2e_int8_miou"]}}
@@ -171,6 +165,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--qat-epochs", type=int, default=3)
     parser.add_argument("--json", type=Path, default=Path("benchmarks/results/converters.json"))
     args = parser.parse_args(argv)
+    require_at_least_one(calib_count=args.calib_count, parity_count=args.parity_count,
+                         threads=args.threads, runs=args.runs)
     for path in args.checkpoint + [args.qat] * (args.qat is not None):
         if not path.is_file():
             raise UserError(f"--checkpoint {path}: no such file")

@@ -19,14 +19,15 @@ import argparse
 import sys
 from pathlib import Path
 
-from conversion.parity import DEFAULT_THRESHOLDS, parse_thresholds
-from conversion.pipeline import DEFAULT_CHECKPOINT, TARGETS, ExportRun, ExportSettings
 from conversion.child_process import ConversionError
+from conversion.export_settings import COREML_INPUTS, COREML_VARIANTS, PALETTE_BITS, TARGETS, \
+    ExportSettings
+from conversion.onnx_export import MIN_OPSET
+from conversion.parity import DEFAULT_THRESHOLDS, parse_thresholds
+from conversion.pipeline import DEFAULT_CHECKPOINT, ExportRun
 from conversion.tflite_export import WEIGHT_GRANULARITIES
-from training.compression import LITERT_EXTRA, TFLITE_CONVERTERS, require_litert_torch
-from training.errors import UserError, run_cli
-
-COREML_VARIANTS = ("fp16", "int8", "palettized")
+from training.compression import LITERT_EXTRA, TFLITE_CONVERTERS
+from training.errors import run_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -72,11 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="weight scales of the int8 TFLite variants (full int8 and "
                             "dynamic range): per-channel (accurate) or per-tensor (one scale "
                             "per tensor: a smaller file, less accurate on depthwise convs)")
-    model.add_argument("--coreml-input", choices=("image", "tensor"), default="image")
+    model.add_argument("--coreml-input", choices=COREML_INPUTS, default="image")
     model.add_argument("--coreml-variants", default=",".join(COREML_VARIANTS),
                        help="comma-separated subset of fp16,int8,palettized")
-    model.add_argument("--palette-bits", type=int, default=6, choices=(1, 2, 3, 4, 6, 8))
-    model.add_argument("--opset", type=int, default=17, help="ONNX opset (>= 17)")
+    model.add_argument("--palette-bits", type=int, default=6, choices=PALETTE_BITS)
+    model.add_argument("--opset", type=int, default=MIN_OPSET, help=f"ONNX opset (>= {MIN_OPSET})")
     gate = parser.add_argument_group("gate")
     defaults = "; ".join(f"{name}.{metric}={value}" for name, limits in DEFAULT_THRESHOLDS.items()
                          for metric, value in limits.items())
@@ -89,29 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def settings_from(args: argparse.Namespace) -> ExportSettings:
-    variants = [v.strip() for v in args.coreml_variants.split(",") if v.strip()]
-    unknown = sorted(set(variants) - set(COREML_VARIANTS))
-    if unknown or not variants:
-        raise UserError(f"--coreml-variants: unknown {unknown or 'empty list'}; choose from "
-                        f"{', '.join(COREML_VARIANTS)}")
-    if args.opset < 17:
-        raise UserError(f"--opset must be 17 or newer, got {args.opset}")
-    if args.threads < 1:
-        raise UserError(f"--threads must be at least 1, got {args.threads}")
-    if args.converter == "litert-torch":
-        require_litert_torch()
-        for flag, given in (("--int16", args.int16),
-                            ("--int8-weights per-tensor", args.int8_weights == "per-tensor")):
-            if given:
-                raise UserError(f"{flag} is an onnx2tf option; litert-torch's PT2E int8 has "
-                                f"per-channel weights and int8 activations")
-    if args.qat_program is not None:
-        if args.converter != "litert-torch":
-            raise UserError("--qat-program is converted by --converter litert-torch")
-        if not args.qat_program.is_file():
-            raise UserError(f"--qat-program {args.qat_program}: no such file")
-        if args.target != "tflite":
-            raise UserError("--qat-program makes the int8 TFLite only: use --target tflite")
+    """The flags as ExportSettings, which check themselves (conversion/export_settings.py)."""
     return ExportSettings(
         targets=list(TARGETS) if args.target == "all" else [args.target],
         checkpoint=args.checkpoint, input_size=tuple(args.input_size) if args.input_size else None,
@@ -119,7 +98,8 @@ def settings_from(args: argparse.Namespace) -> ExportSettings:
         parity_count=args.parity_count, out=args.out, name=args.name,
         fold_normalization=args.fold_normalization, fold_argmax=args.fold_argmax,
         int16=args.int16, weight_granularity=args.int8_weights,
-        coreml_input=args.coreml_input, coreml_variants=variants,
+        coreml_input=args.coreml_input,
+        coreml_variants=[v.strip() for v in args.coreml_variants.split(",") if v.strip()],
         palette_bits=args.palette_bits, thresholds=parse_thresholds(args.threshold),
         threads=args.threads, opset=args.opset, keep_work=args.keep_work,
         converter=args.converter, qat_program=args.qat_program)

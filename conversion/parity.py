@@ -64,6 +64,13 @@ def parse_thresholds(items: list[str] | None) -> dict:
     return thresholds
 
 
+def thresholds_with(overrides: dict | None = None) -> dict:
+    """The default thresholds with `overrides` ({CLASS: {METRIC: VALUE}}) laid over them,
+    checked as `--threshold CLASS.METRIC=VALUE` items are."""
+    return parse_thresholds([f"{name}.{metric}={value}" for name, limits in
+                             (overrides or {}).items() for metric, value in limits.items()])
+
+
 @dataclass
 class Reference:
     """PyTorch fp32 on the held-out frames."""

@@ -25,8 +25,9 @@ from conversion import contract as contracts
 from conversion.contract import artifact_sha256, size_bytes
 from conversion.calibration import ImageSet, anchor_pixel_range, load_calibration, load_held_out
 from conversion.coreml_export import convert_to_coreml
+from conversion.export_settings import TARGETS, ExportSettings
 from conversion.litert_torch_export import convert_with_litert_torch
-from conversion.onnx_export import DeployWrapper, MIN_OPSET, export_onnx
+from conversion.onnx_export import DeployWrapper, export_onnx
 from conversion.parity import Reference, compare, judge, precision_class, write_report
 from conversion.runtimes import RuntimeUnavailable, TorchRuntime, open_runtime
 from conversion.tflite_export import SHIPPED, convert_to_tflite, file_suffix
@@ -39,36 +40,8 @@ from training.io import file_sha256, prepare_output_dir, remove_empty, remove_st
 from training.models import validate_input_size
 
 DEFAULT_CHECKPOINT = Path("runs/quickstart_student/best.pth")
-TARGETS = ("onnx", "tflite", "coreml")
 TOOLS = ("torch", "onnx", "onnxruntime", "onnx2tf", "litert-torch", "tensorflow", "coremltools",
          "ai-edge-litert")
-
-
-@dataclass
-class ExportSettings:
-    targets: list[str]
-    checkpoint: Path | None = None
-    input_size: tuple[int, int] | None = None
-    calib: str | None = None
-    calib_count: int = 64
-    parity_data: str | None = None
-    parity_count: int = 16
-    out: Path | None = None
-    name: str | None = None
-    fold_normalization: bool = False
-    fold_argmax: bool = False
-    int16: bool = False
-    weight_granularity: str = "per-channel"  # int8 weights: per-channel | per-tensor
-    coreml_input: str = "image"
-    coreml_variants: list[str] = field(default_factory=lambda: ["fp16", "int8", "palettized"])
-    palette_bits: int = 6
-    thresholds: dict = field(default_factory=dict)
-    threads: int = 2
-    latency_runs: int = 10
-    opset: int = MIN_OPSET
-    keep_work: bool = False
-    converter: str = "onnx2tf"  # TFLite: onnx2tf (via ONNX) | litert-torch (from PyTorch)
-    qat_program: Path | None = None  # litert-torch int8 from a PT2E QAT program
 
 
 @dataclass
@@ -112,6 +85,7 @@ def place(source: Path, destination: Path, trash: Path) -> None:
 
 class ExportRun:
     def __init__(self, settings: ExportSettings):
+        settings.validate()  # again: a field may have been changed since it was built
         self.s = settings
         self.checkpoint_path = resolve_checkpoint(settings.checkpoint)
         self.checkpoint = load_checkpoint(self.checkpoint_path)

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from conversion import export
-from training.errors import run_cli
+from conversion.pipeline import ExportRun, ExportSettings
+from training.errors import UserError, run_cli
 
 
 def _fails(argv, capsys, out: Path | None = None) -> str:
@@ -126,3 +127,27 @@ def test_int8_weight_granularity_reaches_onnx2tf(tmp_path, monkeypatch, granular
 def test_unknown_int8_weight_granularity_is_refused():
     with pytest.raises(SystemExit):
         export.build_parser().parse_args(["--target", "tflite", "--int8-weights", "per-row"])
+
+
+@pytest.mark.parametrize("flags, fields", [
+    (["--coreml-variants", "fp16,gold"], {"coreml_variants": ["fp16", "gold"]}),
+    (["--opset", "16"], {"opset": 16}),
+    (["--threads", "0"], {"threads": 0}),
+    (["--threshold", "int8.agreement=2"], {"thresholds": {"int8": {"agreement": 2}}}),
+    (["--qat-program", "qat.pt2"], {"qat_program": Path("qat.pt2")}),
+    (["--converter", "litert-torch", "--int8-weights", "per-tensor"],
+     {"converter": "litert-torch", "weight_granularity": "per-tensor"}),
+])
+def test_settings_built_directly_refuse_what_the_cli_refuses(tmp_path, capsys, flags, fields):
+    """A benchmark that builds ExportSettings gets the CLI's error, word for word."""
+    err = _fails(["--target", "tflite", *flags], capsys)
+    with pytest.raises(UserError) as refused:
+        ExportSettings(targets=["tflite"], **fields)
+    assert err == f"error: {refused.value}"
+
+
+def test_settings_changed_after_they_were_built_are_checked_again(tmp_path):
+    settings = ExportSettings(targets=["onnx"], checkpoint=tmp_path / "none.pth")
+    settings.coreml_variants = []
+    with pytest.raises(UserError, match="--coreml-variants: unknown empty list"):
+        ExportRun(settings)
