@@ -26,12 +26,11 @@ import torch
 
 from training.config import DEFAULTS, load_yaml
 from training.fit import run
-from training.io import atomic_write_text, prepare_output_file
+from training.io import ROOT, atomic_write_text, prepare_output_file
 from training.machine import machine_record
 from training.models import STUDENTS, TEACHER
 from training.errors import run_cli
 
-ROOT = Path(__file__).resolve().parent.parent
 QUICKSTART = ROOT / "configs" / "quickstart.yaml"
 
 

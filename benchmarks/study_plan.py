@@ -19,9 +19,9 @@ import torch
 from training.config import CHOICES, DEFAULTS, DISTILLATION, load_yaml, validate_config
 from training.data import parse_dataset_spec
 from training.errors import UserError
+from training.io import ROOT
 from training.models import validate_input_size
 
-ROOT = Path(__file__).resolve().parent.parent
 TEACHER_RECIPE = ROOT / "configs" / "camvid_teacher_r50.yaml"
 STUDENT_RECIPES = {"r18": ROOT / "configs" / "camvid_r18_kd.yaml",
                    "mnv2": ROOT / "configs" / "camvid_mobilenetv2_kd.yaml"}

@@ -28,8 +28,8 @@ import sys
 from pathlib import Path
 
 from conversion.contract import ContractError, check_artifact, contract_path, load_contract
+from training.io import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 KOTLIN_FILE = ROOT / "android_demo/core/src/main/kotlin/dev/segkit/core/AppContract.kt"
 SWIFT_FILE = ROOT / "ios_demo/SegKitCore/Sources/SegKitCore/AppContract.swift"
 GOLDEN_DIR = ROOT / "android_demo/core/src/test/resources/golden"

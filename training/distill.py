@@ -26,7 +26,8 @@ from pathlib import Path
 from training.config import add_config_arguments, flag_values, resolve_config
 from training.errors import UserError, exit_if_interrupted, run_cli
 from training.evaluation import evaluate_checkpoints
-from training.fit import ROOT, config_to_resume, ensure_teacher, recorded_miou, run
+from training.fit import config_to_resume, ensure_teacher, recorded_miou, run
+from training.io import ROOT
 from training.report import teacher_below_student
 
 QUICKSTART = ROOT / "configs" / "quickstart.yaml"

@@ -26,14 +26,12 @@ from training.data.transforms import eval_transforms, train_transforms
 from training.distributed import barrier, cleanup, init_distributed, wrap_student
 from training.engine import Trainer, TrainingDiverged
 from training.errors import UserError
-from training.io import file_sha256, prepare_output_dir, remove_stale
+from training.io import ROOT, file_sha256, prepare_output_dir, remove_stale
 from training.machine import select_device
 from training.models import build_model, validate_input_size
 from training.sampling import AugmentedDataset
 from training.soft_labels import build_or_load_cache, cache_key
 from training.tasks import DistillationTask, SupervisedTask
-
-ROOT = Path(__file__).resolve().parent.parent  # configs name repo-relative paths
 
 
 def default_run_name(config: dict) -> str:

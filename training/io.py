@@ -20,6 +20,9 @@ import yaml
 
 from training.errors import UserError
 
+# The checkout: configs, the apps and the test fixtures are found by repo-relative paths.
+ROOT = Path(__file__).resolve().parent.parent
+
 
 def atomic_save(obj, path: str | Path, write=None) -> None:
     """`write(obj, stream)` (torch.save by default) into a temporary file, then rename."""
