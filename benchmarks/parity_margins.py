@@ -7,8 +7,8 @@ The fixture's recipe ends with other weights on other CPUs: oneDNN picks its con
 kernels by the CPU's vector extensions (`ONEDNN_MAX_CPU_ISA` caps them, so one machine can
 stand in for older ones; PyTorch's ATEN_CPU_CAPABILITY does not change this model's
 training). For every (ISA cap, seed) a child process under that cap trains the fixture with
-`tests/parity_fixture.py`'s recipe, stores it as the committed one is stored, and runs the
-suite's exports (`SUITE_EXPORTS`) with the gate's default thresholds. Seed `committed` skips
+`conversion/parity_fixture.py`'s recipe, stores it as the committed one is stored, and runs
+the suite's exports (`SUITE_EXPORTS`) with the gate's default thresholds. Seed `committed` skips
 training and measures the committed fixture itself under that cap: what `make test` sees on
 such a CPU. The table gives each setting's worst agreement per precision class and its
 margin over the threshold; it is written to `--json` and a Markdown file beside it.
@@ -42,9 +42,9 @@ REQUIRED_MARGIN = 0.01
 
 def measure_setting(seed: str, work: Path) -> dict:
     """In the child: train (unless `seed` is 'committed'), then run the suite's exports."""
-    from conversion.export import build_parser, settings_from
+    from conversion.parity_fixture import FIXTURE, SUITE_EXPORTS, compact, suite_export, \
+        train_fixture
     from conversion.pipeline import ExportRun
-    from tests.parity_fixture import FIXTURE, SUITE_EXPORTS, compact, train_fixture
     from training.checkpoint import load_checkpoint
 
     train_s = None
@@ -53,10 +53,8 @@ def measure_setting(seed: str, work: Path) -> dict:
         last, train_s = train_fixture(work / "train", int(seed))
         fixture = compact(last, work / "fixture.pth")
     artifacts, reference = [], None
-    for name, args in SUITE_EXPORTS.items():
-        parsed = build_parser().parse_args(args + ["--checkpoint", str(fixture),
-                                                   "--out", str(work / name)])
-        result = ExportRun(settings_from(parsed)).run()
+    for name in SUITE_EXPORTS:
+        result = ExportRun(suite_export(name, fixture, work / name)).run()
         reference = reference or json.loads((work / name / "parity.json").read_text())
         artifacts += [dict(entry, export=name) for entry in result["entries"]
                       if entry["agreement"] is not None]
@@ -160,7 +158,7 @@ def margins_met(rows: list[dict], thresholds: dict) -> bool:
 
 def main(argv: list[str] | None = None) -> dict:
     from conversion.parity import DEFAULT_THRESHOLDS
-    from tests.parity_fixture import SUITE_EXPORTS
+    from conversion.parity_fixture import SUITE_EXPORTS
 
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)

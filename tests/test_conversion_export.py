@@ -18,15 +18,13 @@ import pytest
 import torch
 
 from conversion import contract as contracts
-from conversion import export
 from conversion.calibration import ImageSet, load_held_out
 from conversion.parity import DEFAULT_THRESHOLDS, precision_class
 from conversion.runtimes import LiteRTRuntime, OnnxRuntime
 from conversion.tflite_export import SHIPPED, file_suffix
 from training.checkpoint import model_from_checkpoint
 from training.io import file_sha256
-from tests.conftest import TINY_DATASET, TINY_INPUT_SIZE
-from tests.parity_fixture import SUITE_EXPORTS
+from tests.conftest import TINY_DATASET, TINY_INPUT_SIZE, run_suite_export
 
 REPORT_KEYS = {"file", "target", "precision", "agreement", "max_abs_err", "miou_artifact",
                "miou_reference", "size_mb", "latency_ms", "threads", "passed",
@@ -162,8 +160,7 @@ def test_folded_normalization_and_argmax_take_pixels_and_return_a_class_map(
         parity_student, tmp_path, held_out_frames, torch_logits, monkeypatch):
     monkeypatch.chdir(tmp_path)  # a relative --out, as users type it
     out = tmp_path / "folded"
-    export.main(SUITE_EXPORTS["folded"] + ["--checkpoint", str(parity_student),
-                                           "--out", "folded"])
+    run_suite_export("folded", parity_student, Path("folded"))
     name = f"{NAME}-norm-argmax"
     int8 = contracts.load_contract(out / f"{name}_int8.tflite")
     assert int8["input"]["dtype"] == "uint8" and int8["input"]["normalization"]["in_model"]

@@ -28,7 +28,7 @@ import torch
 
 from conversion import export, run
 from conversion import contract as contracts
-from tests.parity_fixture import INPUT_SIZE
+from conversion.parity_fixture import INPUT_SIZE
 from training.errors import run_cli
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -19,7 +19,7 @@ from conversion import export
 from conversion.parity import DEFAULT_THRESHOLDS, precision_class
 from conversion.tflite_export import SHIPPED, file_suffix
 from conversion.tflite_ops import op_counts
-from tests.parity_fixture import SUITE_EXPORTS
+from tests.conftest import run_suite_export
 from training.errors import run_cli
 
 NAME = "deeplabv3lite_mobilenetv2"
@@ -39,10 +39,8 @@ def _tensor_dtypes(path: Path) -> set[str]:
 
 @pytest.fixture(scope="module")
 def litert_export(parity_student, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("litert") / "artifacts"
-    export.main(SUITE_EXPORTS["litert"] + ["--checkpoint", str(parity_student), "--out",
-                                           str(out)])
-    return out
+    return run_suite_export("litert", parity_student,
+                            tmp_path_factory.mktemp("litert") / "artifacts")
 
 
 @needs_extra

@@ -1,6 +1,6 @@
 """The committed parity fixture is today's model, trained with today's recipe, and decided.
 
-A parity check on an undecided model proves nothing (tests/parity_fixture.py), so these
+A parity check on an undecided model proves nothing (conversion/parity_fixture.py), so these
 guard the fixture itself: it must load into today's layers, match the recipe that
 `python -m tests.parity_fixture` would train, and be confident on the held-out frames the
 exports are measured on.
@@ -13,7 +13,7 @@ import pytest
 from conversion.calibration import ImageSet, load_held_out
 from conversion.parity import Reference, confident_agreement
 from conversion.runtimes import TorchRuntime
-from tests.parity_fixture import DATASET, FIXTURE, INPUT_SIZE, MAX_BYTES, fixture_config
+from conversion.parity_fixture import DATASET, FIXTURE, INPUT_SIZE, MAX_BYTES, fixture_config
 from training.checkpoint import load_checkpoint, model_from_checkpoint
 from training.config import learning_settings
 
