@@ -2,8 +2,8 @@
 
     python -m benchmarks.int8_probe [--input-size 512 1024] [--threads 2] [--json FILE]
 
-`python -m conversion.benchmark` compares our student's int8 and fp32 TFLite files. When the
-ratio disappoints, the question is whether the model/conversion or the machine is to blame.
+`python -m benchmarks.deployment_table` compares our student's int8 and fp32 TFLite files. When
+the ratio disappoints, the question is whether the model/conversion or the machine is to blame.
 This probe takes onnx2tf and our models out of the picture: Keras' MobileNetV2 (random
 weights; speed does not depend on their values), converted by TensorFlow's own converter to
 fp32 and to full-integer int8, timed with ai-edge-litert (XNNPACK) at the same size and thread

@@ -27,7 +27,9 @@ ENTRY_POINTS = ["training.train", "training.distill", "training.evaluate", "trai
                 "benchmarks.paper_table", "benchmarks.converters", "benchmarks.web_latency",
                 "benchmarks.compression_sweep", "benchmarks.int8_probe",
                 "benchmarks.stride_ceiling", "benchmarks.parity_margins",
-                "benchmarks.quickstart", "benchmarks.incremental_protocol"]
+                "benchmarks.quickstart", "benchmarks.incremental_protocol",
+                "benchmarks.footage", "benchmarks.deployment_table",
+                "benchmarks.data_throughput", "benchmarks.pilot_report"]
 PLACEHOLDERS = {"H W": "64 128", "SPEC": "synthetic", "HxW": "64x128", "DIR": "/tmp/segkit-dir",
                 "N": "4", "E": "1", "STUDENT": "mnv2"}
 SPEC_FLAGS = ("dataset", "calib", "new_data", "parity_data")

@@ -1,7 +1,6 @@
-"""conversion.benchmark's summary: goal ratios from the rows, and the CPU hint when int8 lags."""
-from types import SimpleNamespace
-
-from conversion.benchmark import markdown, row, summarize
+"""benchmarks.deployment_table's summary: goal ratios from the rows, and the CPU hint when int8
+lags."""
+from benchmarks.deployment_table import markdown, row, summarize
 
 
 def _rows(int8_ms: float) -> list[dict]:
@@ -14,8 +13,7 @@ def _rows(int8_ms: float) -> list[dict]:
 
 
 def test_goals_follow_the_rows_and_the_hint_names_the_missing_cpu_feature():
-    args = SimpleNamespace(images=4, int8_weights="per-channel")
-    slow = summarize(_rows(int8_ms=80.0), (512, 1024), 2, args)
+    slow = summarize(_rows(int8_ms=80.0), (512, 1024), 2, images=4, int8_weights="per-channel")
     assert slow["ratios"]["int8_vs_fp32_tflite_latency"] == 0.8
     assert slow["ratios"]["int8_vs_teacher_latency"] == 0.04
     assert slow["ratios"]["int8_vs_fp32_tflite_size"] == 0.25
@@ -28,7 +26,7 @@ def test_goals_follow_the_rows_and_the_hint_names_the_missing_cpu_feature():
     slow["int8_dot_product_flags"] = ["avx512_vnni"]
     assert "dot-product" not in markdown(slow)
 
-    fast = summarize(_rows(int8_ms=30.0), (512, 1024), 2, args)
+    fast = summarize(_rows(int8_ms=30.0), (512, 1024), 2, images=4, int8_weights="per-channel")
     fast["int8_dot_product_flags"] = []
     assert fast["goals"]["int8_vs_fp32_tflite_latency"]["met"]
     assert "dot-product" not in markdown(fast)
