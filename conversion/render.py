@@ -16,6 +16,7 @@ after Ctrl-C with the frames done and a valid summary, after an error not at all
 """
 from __future__ import annotations
 
+import json
 import statistics
 import time
 from pathlib import Path
@@ -31,6 +32,7 @@ from conversion.outputs import WRITER, Staging, check_out
 from conversion.segmenter import Segmenter
 from conversion.stages import run_stages
 from training.errors import UserError, require_at_least_one
+from training.io import json_safe
 
 # Milliseconds per frame, except png: per file, on the PNG writer's thread.
 STAGES = ("decode", "pre", "infer", "post", "draw", "encode", "png")
@@ -90,7 +92,8 @@ def segment_footage(source, model: Segmenter, out: Path, *, compare: Segmenter |
         if legend:
             legend_strip(names, palette).save(staging.path / "legend.png")
         summary["outputs"] = sorted([p.name for p in staging.path.iterdir()] + ["summary.json"])
-        (staging.path / "summary.json").write_text(_json(summary))
+        (staging.path / "summary.json").write_text(json.dumps(json_safe(summary), indent=2)
+                                                   + "\n")
         staging.place()
         return summary
     except BaseException:
@@ -245,18 +248,3 @@ def _summary(run: _Run, wall_s: float, alone: dict | None, interrupted: bool, so
         summary["labels"] = {"miou": result["miou"],
                              "per_class_iou": dict(zip(run.names, result["per_class_iou"]))}
     return summary
-
-
-def _json(value) -> str:
-    import json
-    import math
-
-    def plain(v):
-        if isinstance(v, float) and math.isnan(v):
-            return None
-        if isinstance(v, dict):
-            return {k: plain(x) for k, x in v.items()}
-        if isinstance(v, (list, tuple)):
-            return [plain(x) for x in v]
-        return v
-    return json.dumps(plain(value), indent=2) + "\n"

@@ -168,5 +168,5 @@ def test_cli_process_prints_no_traceback(tmp_path):
 
 
 def test_nan_becomes_null_in_json():
-    from training.report import _plain
-    assert _plain({"iou": [math.nan, 1.0], 0.5: (2,)}) == {"iou": [None, 1.0], "0.5": [2]}
+    from training.io import json_safe
+    assert json_safe({"iou": [math.nan, 1.0], 0.5: (2,)}) == {"iou": [None, 1.0], "0.5": [2]}

@@ -9,6 +9,7 @@ live one is still writing.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import re
 import shutil
@@ -56,6 +57,18 @@ def write_results(path: str | Path, result: dict, markdown: str) -> None:
     atomic_write_text(path, json.dumps(result, indent=2) + "\n")
     atomic_write_text(Path(path).with_suffix(".md"), markdown)
     print(markdown)
+
+
+def json_safe(value):
+    """A copy that `json.dumps` writes as strict JSON: NaN -> None (null), tuples -> lists,
+    keys -> strings. (A metric of a class that never occurs is NaN; JSON has no NaN.)"""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {str(key): json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(item) for item in value]
+    return value
 
 
 def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:

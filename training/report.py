@@ -24,6 +24,7 @@ import torch
 
 from training import plots
 from training.history import HISTORY_FILE, read_history
+from training.io import json_safe
 from training.models import TEACHER
 
 # The columns every format shares, in the paper's order: (row key, Markdown header, digits).
@@ -60,17 +61,6 @@ class CheckpointResult:
     @property
     def is_teacher(self) -> bool:
         return self.row["model"] == TEACHER
-
-
-def _plain(value):
-    """JSON-safe copy: NaN -> None, tuples -> lists, non-string keys -> strings."""
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if isinstance(value, dict):
-        return {str(key): _plain(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(item) for item in value]
-    return value
 
 
 def _cell(value, digits: int | None, missing: str = "—") -> str:
@@ -171,7 +161,7 @@ def write_report(results: list[CheckpointResult], class_names: list[str], out_di
 
     target("table.md").write_text(markdown_report(rows, class_names))
     write_csv(rows, class_names, target("table.csv"))
-    table_json = json.dumps(_plain(rows), indent=2)
+    table_json = json.dumps(json_safe(rows), indent=2)
     target("table.json").write_text(table_json)
     if json_path is not None:
         json_path.parent.mkdir(parents=True, exist_ok=True)
