@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 from training.errors import UserError
-from training.io import prepare_output_dir, remove_empty, remove_stale
+from training.io import StagingFolder
 
 OUTPUTS = ("overlay.mp4", "overlays", "masks", "legend.png", "summary.json")
 WRITER = "conversion.run"  # summary.json's "written_by"
@@ -53,14 +53,12 @@ def check_out(out: Path, reads: list[tuple[str, Path]]) -> None:
                         f"new folder")
 
 
-class Staging:
-    """A staging folder in `out`; `out` is created (and proved writable) first."""
+class Staging(StagingFolder):
+    """The run's staging folder in `out`; `out` is created (and proved writable) first."""
 
     def __init__(self, out: Path):
-        self.out = out
-        self.created = prepare_output_dir(out, "--out")
-        remove_stale(out)
-        self.path = Path(tempfile.mkdtemp(prefix=f".run-{os.getpid()}-", dir=out))
+        super().__init__(out, "run", "--out")
+        self.open()
 
     def place(self) -> list[str]:
         """Move the staged outputs into `out`, replacing all of the previous run's outputs;
@@ -78,7 +76,3 @@ class Staging:
         if aside is not None:
             shutil.rmtree(aside, ignore_errors=True)
         return [item.name for item in staged]
-
-    def discard(self) -> None:
-        shutil.rmtree(self.path, ignore_errors=True)
-        remove_empty(self.created)

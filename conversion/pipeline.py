@@ -13,7 +13,6 @@ import datetime as dt
 import os
 import shutil
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -36,7 +35,7 @@ from training.checkpoint import context, load_checkpoint, model_from_checkpoint
 from training.compression.programs import load_program
 from training.data import parse_dataset_spec
 from training.errors import UserError
-from training.io import file_sha256, prepare_output_dir, remove_empty, remove_stale
+from training.io import StagingFolder, file_sha256
 from training.models import validate_input_size
 
 DEFAULT_CHECKPOINT = Path("runs/quickstart_student/best.pth")
@@ -125,22 +124,20 @@ class ExportRun:
         return calibration, held_out
 
     def run(self) -> dict:
-        created = prepare_output_dir(self.out, "output directory")
+        staging = StagingFolder(self.out, "export")  # proves the output directory writable
         try:
             calibration, held_out = self.load_data()  # refuses bad input before writing
-            remove_stale(self.out)  # staging folders of a killed earlier export
-            staging = Path(tempfile.mkdtemp(prefix=f".export-{os.getpid()}-", dir=self.out))
+            staging.open()
         except BaseException:
-            remove_empty(created)
+            staging.discard()
             raise
         try:
-            return self._run(staging, calibration, held_out)
+            return self._run(staging.path, calibration, held_out)
         finally:
             if self.s.keep_work:
-                print(f"work files kept in {staging}", file=sys.stderr)
+                print(f"work files kept in {staging.path}", file=sys.stderr)
             else:
-                shutil.rmtree(staging, ignore_errors=True)
-                remove_empty(created)
+                staging.discard()
 
     def _run(self, staging: Path, calibration: ImageSet | None, held_out: ImageSet) -> dict:
         work, trash = staging / "work", staging / "trash"

@@ -151,6 +151,29 @@ def prepare_output_file(path: str | Path, what: str = "output file") -> list[Pat
     return prepare_output_dir(path.parent, f"the folder of {what} {path}")
 
 
+class StagingFolder:
+    """A hidden folder `.KIND-PID-*` inside `out` where a run builds its outputs, to move them
+    into place by renames at the end (conversion.export: KIND "export", conversion.run: "run";
+    `remove_stale` knows both names). `out` is created and proved writable at once; `open()`
+    clears what killed runs left and makes the folder; `discard()` deletes it, and the folders
+    made for `out` if they are still empty."""
+
+    def __init__(self, out: str | Path, kind: str, what: str = "output directory"):
+        self.out, self.kind = Path(out), kind
+        self.created = prepare_output_dir(self.out, what)
+        self.path: Path | None = None
+
+    def open(self) -> Path:
+        remove_stale(self.out)
+        self.path = Path(tempfile.mkdtemp(prefix=f".{self.kind}-{os.getpid()}-", dir=self.out))
+        return self.path
+
+    def discard(self) -> None:
+        if self.path is not None:
+            shutil.rmtree(self.path, ignore_errors=True)
+        remove_empty(self.created)
+
+
 def remove_empty(folders: list[Path]) -> None:
     for folder in folders:  # deepest first
         try:
