@@ -214,6 +214,14 @@ def _consistency(contract: dict) -> list[str]:
     return problems
 
 
+def classes_block(dataset: dict) -> dict:
+    """The contract's `classes` block from a checkpoint's dataset record
+    (`training.checkpoint.dataset_record`): what an app labels and colours outputs with."""
+    return {"num_classes": len(dataset["class_names"]), "names": list(dataset["class_names"]),
+            "palette": [list(map(int, colour)) for colour in dataset["palette"]],
+            "ignore_index": int(dataset["ignore_index"])}
+
+
 def contract_path(artifact: str | Path) -> Path:
     artifact = Path(artifact)
     return artifact.with_name(artifact.name + SUFFIX)

@@ -268,10 +268,7 @@ class ExportRun:
     def _contract_common(self, calibration: ImageSet | None) -> dict:
         dataset = self.dataset
         return {
-            "classes": {"num_classes": len(dataset["class_names"]),
-                        "names": list(dataset["class_names"]),
-                        "palette": [list(map(int, c)) for c in dataset["palette"]],
-                        "ignore_index": int(dataset["ignore_index"])},
+            "classes": contracts.classes_block(dataset),
             "source": {"checkpoint": str(self.checkpoint_path),
                        "checkpoint_sha256": file_sha256(self.checkpoint_path),
                        "arch": dict(self.model.arch), "dataset": dataset.get("spec")},

@@ -214,7 +214,7 @@ def open_artifact(path: str | Path, threads: int = 1) -> tuple[Runtime, dict]:
     blocks, so a run prepares frames and reads outputs exactly as the apps do. A checkpoint
     has no contract file; its PyTorch runtime's specs and the checkpoint's classes stand in.
     """
-    from conversion.contract import check_artifact, contract_path, load_contract
+    from conversion.contract import check_artifact, classes_block, contract_path, load_contract
     from training.checkpoint import context, load_checkpoint, model_from_checkpoint
     from training.errors import UserError
     path = Path(path)
@@ -222,16 +222,11 @@ def open_artifact(path: str | Path, threads: int = 1) -> tuple[Runtime, dict]:
         raise UserError(f"model not found: {path}")
     if path.suffix == ".pth":
         checkpoint = load_checkpoint(path)
-        record = checkpoint["dataset"]
         runtime = TorchRuntime(model_from_checkpoint(checkpoint),
                                context(checkpoint, path).input_size, threads)
-        classes = {"num_classes": len(record["class_names"]),
-                   "names": list(record["class_names"]),
-                   "palette": [list(c) for c in record["palette"]],
-                   "ignore_index": int(record["ignore_index"])}
         return runtime, {"input": runtime.input_spec, "output": runtime.output_spec,
-                         "classes": classes, "artifact": {"file": path.name,
-                                                          "precision": "fp32"}}
+                         "classes": classes_block(checkpoint["dataset"]),
+                         "artifact": {"file": path.name, "precision": "fp32"}}
     if path.suffix not in (".tflite", ".onnx", ".mlpackage"):
         raise UserError(f"{path}: not an artifact of conversion.export (.tflite, .onnx, "
                         f".mlpackage) nor a checkpoint (.pth)")
