@@ -281,7 +281,7 @@ class ExportRun:
         PyTorch), so agreement measures the conversion, not what QAT changed."""
         if self.program is None:
             return self.model
-        from training.compression.runs import OneByOne
+        from training.compression.pt2e import OneByOne
         return OneByOne(self.program.module(), len(self.dataset["class_names"]))
 
     def _reference_name(self) -> str:

@@ -180,3 +180,18 @@ def load_program(path, **belongs_to) -> torch.export.ExportedProgram:
     (`training.compression.programs`); `belongs_to`: checkpoint, input_size, num_classes."""
     from training.compression.programs import load_program as load_inspected
     return load_inspected(path, **belongs_to)
+
+
+class OneByOne(nn.Module):
+    """An exported batch-1 program's module run image by image, for larger batches (the
+    evaluation loop's, conversion.export's held-out frames)."""
+
+    def __init__(self, graph, num_classes: int | None = None):
+        super().__init__()
+        self.graph, self.num_classes = graph, num_classes
+
+    def train(self, mode: bool = True):
+        return self  # the graph was exported in eval mode and refuses mode switches
+
+    def forward(self, images):
+        return torch.cat([self.graph(image[None]) for image in images])

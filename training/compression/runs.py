@@ -125,7 +125,7 @@ def pt2e_qat(checkpoint_path: str | Path, epochs: int = 1, teacher: str | None =
     """QAT in PT2E (litert-torch's quantizer) and save the trained, converted model as a
     torch.export program (`OUT.pt2`) that `conversion.export --converter litert-torch
     --qat-program OUT.pt2` turns into int8 TFLite with the learned ranges, no calibration."""
-    from training.compression.pt2e import qat_program
+    from training.compression.pt2e import OneByOne, qat_program
     from training.compression.programs import save_program
     out, checkpoint, model, (train, val, spec) = _qat_start(checkpoint_path, out, ".pt2")
     train = DataLoader(train.dataset, batch_size=train.batch_size, shuffle=True,
@@ -139,20 +139,6 @@ def pt2e_qat(checkpoint_path: str | Path, epochs: int = 1, teacher: str | None =
     result = {"fp32_miou": _miou(model, val, spec),
               "qat_pt2e_int8_miou": _miou(OneByOne(quantized), val, spec), "out": str(out)}
     return result
-
-
-class OneByOne(torch.nn.Module):
-    """An exported batch-1 graph run image by image (evaluation batches are larger)."""
-
-    def __init__(self, graph, num_classes: int | None = None):
-        super().__init__()
-        self.graph, self.num_classes = graph, num_classes
-
-    def train(self, mode: bool = True):
-        return self  # the graph was exported in eval mode and refuses mode switches
-
-    def forward(self, images):
-        return torch.cat([self.graph(image[None]) for image in images])
 
 
 def prune_checkpoint(checkpoint_path: str | Path, method: str, importance: str, ratio: float,
