@@ -348,8 +348,8 @@ def _quantization(candidate: Candidate, settings: ExportSettings) -> str | None:
 
 def _summary(entry: dict) -> str:
     status = "ok" if entry["passed"] else "FAILED (" + "; ".join(entry["failures"]) + ")"
-    if entry["skipped"]:
-        status += " [numeric parity skipped: not macOS]"
+    if entry["skipped"]:  # the runtime cannot run here; its message says why
+        status += f" [numeric parity skipped: {entry['skipped']}]"
     agreement = "-" if entry["agreement"] is None else f"{entry['agreement']:.4f}"
     return (f"{entry['file']}: agreement {agreement}, {entry['size_mb']:.2f} MB, "
             f"{status}")
