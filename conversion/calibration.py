@@ -17,6 +17,7 @@ import torch
 from torchvision.transforms import v2
 
 from training.data import DataError, JointTransform, parse_dataset_spec
+from training.data.transforms import resize_frames
 from training.errors import UserError, require_at_least_one
 
 
@@ -32,17 +33,6 @@ class ImageSet:
 
 def _resize_pair(size: tuple[int, int]) -> JointTransform:
     return JointTransform([v2.Resize(size, antialias=True)])
-
-
-def resize_frames(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """uint8 (N, H, W, 3) frames at `size` (H, W), resized exactly as the held-out and
-    calibration images are (training.data.eval_transforms: bilinear with antialias)."""
-    if frames.shape[1:3] == tuple(size):
-        return frames
-    # torch warns on a read-only array (a decoded image often is one): give it its own copy.
-    frames = np.ascontiguousarray(frames) if frames.flags.writeable else np.array(frames)
-    tensor = torch.from_numpy(frames).permute(0, 3, 1, 2)
-    return v2.functional.resize(tensor, list(size), antialias=True).permute(0, 2, 3, 1).numpy()
 
 
 def _check_image(image: torch.Tensor, where: str) -> None:

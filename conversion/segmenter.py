@@ -2,7 +2,7 @@
 each step timed (the runtimes' one-call interface, cut into the steps a runner overlaps).
 
 The steps are the contract's, exactly as the apps and the parity check perform them:
-resize to the input size (bilinear with antialias, `conversion.calibration.resize_frames`,
+resize to the input size (bilinear with antialias, `training.data.transforms.resize_frames`,
 skipped when the frame already has that size), `prepare_input`, invoke, argmax
 (`read_classes`). Only the cost changes:
 
@@ -26,8 +26,8 @@ import time
 import numpy as np
 import torch
 
-from conversion.calibration import resize_frames
 from conversion.contract import prepare_input, read_classes
+from training.data.transforms import resize_frames
 
 
 def _input_table(spec: dict) -> np.ndarray:

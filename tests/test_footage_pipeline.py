@@ -16,7 +16,6 @@ import pytest
 from PIL import Image
 
 from conversion import encoder, run
-from conversion.calibration import resize_frames
 from conversion.contract import prepare_input, read_classes
 from conversion.drawing import Painter, to_frame_size
 from conversion.segmenter import Segmenter
@@ -24,6 +23,7 @@ from conversion.stages import run_stages
 from tests.conftest import TINY_DATASET
 from tests.test_run_footage import NAME, clip, decoded, write_video  # noqa: F401 (fixture)
 from training.data import parse_dataset_spec
+from training.data.transforms import resize_frames
 from training.errors import run_cli
 
 INT8 = f"{NAME}_int8.tflite"

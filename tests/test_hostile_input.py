@@ -392,7 +392,7 @@ def test_refused_runs_leave_no_empty_run_folder(parity_student, tmp_path, capsys
 
 
 def test_read_only_frames_resize_without_a_warning():
-    from conversion.calibration import resize_frames
+    from training.data.transforms import resize_frames
     frames = np.zeros((1, 32, 64, 3), np.uint8)
     frames.flags.writeable = False  # as decoded images often are
     with warnings.catch_warnings():

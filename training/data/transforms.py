@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 from torchvision import tv_tensors
 from torchvision.transforms import v2
@@ -142,3 +143,15 @@ def eval_transforms(size: Sequence[int] | None = None) -> JointTransform:
         [] if size is None else [v2.Resize((int(size[0]), int(size[1])), antialias=True)]
     )
     return JointTransform(steps + _to_model_input())
+
+
+def resize_frames(frames: np.ndarray, size: Sequence[int]) -> np.ndarray:
+    """uint8 (N, H, W, 3) frames at `size` (H, W), resized as `eval_transforms` resizes an
+    image (bilinear with antialias): how export calibration, the parity check and footage
+    bring camera frames to a model's input size."""
+    if frames.shape[1:3] == tuple(size):
+        return frames
+    # torch warns on a read-only array (a decoded image often is one): give it its own copy.
+    frames = np.ascontiguousarray(frames) if frames.flags.writeable else np.array(frames)
+    tensor = torch.from_numpy(frames).permute(0, 3, 1, 2)
+    return v2.functional.resize(tensor, list(size), antialias=True).permute(0, 2, 3, 1).numpy()
