@@ -210,6 +210,7 @@ def open_source(text: str, split: str | None = None, labels: Path | None = None)
         if not paths:
             raise UserError(f"no image matches {text!r}")
         return ImageFiles(paths, labels)
-    if text.split(":", 1)[0] in ("synthetic", "camvid", "cityscapes", "folder"):
+    from training.data.spec import names_a_dataset
+    if names_a_dataset(text):
         return DatasetFrames(text, split)
     raise UserError(f"--input {text}: no such file, folder, glob match or dataset spec")

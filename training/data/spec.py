@@ -32,6 +32,8 @@ from training.data.synthetic import SyntheticOptions, SyntheticStreetScenes
 from training.preprocessing import IGNORE_INDEX
 
 SPEC_SYNTAX = "synthetic[:key=value,...], cityscapes:ROOT, camvid:ROOT or folder:ROOT"
+FILE_KINDS = ("cityscapes", "camvid", "folder")  # the kinds read from files under a ROOT
+KINDS = ("synthetic", *FILE_KINDS)
 
 
 @dataclass(frozen=True)
@@ -147,13 +149,24 @@ def _files_spec(kind: str, text: str, root: Path) -> DatasetSpec:
     return DatasetSpec(kind, text, list(names), list(palette), splits, build)
 
 
+def _kind(text: str) -> tuple[str, str]:
+    kind, _, rest = text.strip().partition(":")
+    return kind.strip().lower(), rest
+
+
+def names_a_dataset(text: str) -> bool:
+    """Whether `text` is written as a dataset spec (its kind is known), so that an input
+    that could also be a file path (`camvid:/data/camvid`) is read as one; whether the
+    spec is valid is for `parse_dataset_spec` to say."""
+    return _kind(text)[0] in KINDS
+
+
 def parse_dataset_spec(text: str) -> DatasetSpec:
     """`synthetic:size=128x256,train=400`, `cityscapes:/data/cityscapes`, ... into a DatasetSpec."""
-    kind, _, rest = text.strip().partition(":")
-    kind = kind.strip().lower()
+    kind, rest = _kind(text)
     if kind == "synthetic":
         return _synthetic_spec(text, rest)
-    if kind in ("cityscapes", "camvid", "folder"):
+    if kind in FILE_KINDS:
         if not rest.strip():
             raise DataError(f"dataset {kind!r} needs a root folder: '{kind}:PATH'")
         return _files_spec(kind, text, Path(rest.strip()).expanduser())
