@@ -40,10 +40,10 @@ def export_speed_models(checkpoint: Path, size: tuple[int, int], out: Path,
 def _fields_from_flags(flags: tuple[str, ...]) -> dict:
     """The ExportSettings fields that conversion.export `flags` move away from its defaults;
     `thresholds`: only the metrics that --threshold items changed."""
-    from conversion.export import build_parser, settings_from
+    from conversion.export import settings_from
 
     def fields(argv) -> dict:
-        return vars(settings_from(build_parser().parse_args(["--target", "tflite", *argv])))
+        return vars(settings_from(["--target", "tflite", *argv]))
     given, default = fields(flags), fields([])
     changed = {key: value for key, value in given.items()
                if value != default[key] and key != "thresholds"}

@@ -162,7 +162,9 @@ def _specs(input_kind: str, input_size, fold_normalization: bool, fold_argmax: b
     return input_spec, output_spec
 
 
-def _convert(args: argparse.Namespace) -> None:
+def _convert(checkpoint: str, out: str, name: str, input_size, input_kind: str,
+             fold_normalization: bool, fold_argmax: bool, variants: str,
+             palette_bits: int) -> None:
     import torch
     import torch._dynamo  # noqa: F401  (before coremltools: see the module docstring)
     import coremltools as ct
@@ -171,16 +173,16 @@ def _convert(args: argparse.Namespace) -> None:
     from conversion.onnx_export import DeployWrapper
     from training.checkpoint import model_from_checkpoint
 
-    model = model_from_checkpoint(args.checkpoint)
-    image = args.input == "image"
-    fold = image or args.fold_normalization
-    wrapper = DeployWrapper(model, fold_normalization=fold, fold_argmax=args.fold_argmax,
+    model = model_from_checkpoint(checkpoint)
+    image = input_kind == "image"
+    fold = image or fold_normalization
+    wrapper = DeployWrapper(model, fold_normalization=fold, fold_argmax=fold_argmax,
                             input_scale=1.0 if image else 1 / 255, class_dtype=torch.int32)
-    size = tuple(args.input_size)
+    size = tuple(input_size)
     x = torch.rand(1, 3, *size) * (1.0 if image else 255.0 if fold else 1.0)
     program = torch.export.export(wrapper.eval(), (x,)).run_decompositions({})
-    input_spec, output_spec = _specs(args.input, size, args.fold_normalization,
-                                     args.fold_argmax, model.num_classes)
+    input_spec, output_spec = _specs(input_kind, size, fold_normalization,
+                                     fold_argmax, model.num_classes)
     if image:
         inputs = [ct.ImageType(name="image", shape=(1, 3, *size), scale=1 / 255,
                                bias=[0.0, 0.0, 0.0], color_layout=ct.colorlayout.RGB)]
@@ -191,7 +193,7 @@ def _convert(args: argparse.Namespace) -> None:
                       compute_precision=ct.precision.FLOAT16,
                       minimum_deployment_target=ct.target.iOS16)
     records = []
-    for variant in args.variants.split(","):
+    for variant in variants.split(","):
         if variant == "fp16":
             package = base
         elif variant == "int8":
@@ -201,19 +203,19 @@ def _convert(args: argparse.Namespace) -> None:
                     weight_threshold=256)))
         elif variant == "palettized":
             package = cto.palettize_weights(base, cto.OptimizationConfig(
-                global_config=cto.OpPalettizerConfig(mode="kmeans", nbits=args.palette_bits,
+                global_config=cto.OpPalettizerConfig(mode="kmeans", nbits=palette_bits,
                                                      weight_threshold=256)))
         else:
             raise SystemExit(f"unknown CoreML variant {variant!r}")
-        precision = precision_name(variant, args.palette_bits)
-        file = f"{args.name}_{SUFFIXES[variant].format(bits=args.palette_bits)}.mlpackage"
-        package.short_description = f"{args.name} ({precision}); see {file}.json"
-        package.save(str(Path(args.out) / file))
-        info = inspect_package(Path(args.out) / file)
+        precision = precision_name(variant, palette_bits)
+        file = f"{name}_{SUFFIXES[variant].format(bits=palette_bits)}.mlpackage"
+        package.short_description = f"{name} ({precision}); see {file}.json"
+        package.save(str(Path(out) / file))
+        info = inspect_package(Path(out) / file)
         records.append({"precision": precision, "file": file, "input_spec": input_spec,
                         "output_spec": output_spec, "inspection": info,
                         "problems": spec_problems(info, precision, input_spec, output_spec)})
-    (Path(args.out) / RESULTS).write_text(json.dumps(records, indent=2))
+    (Path(out) / RESULTS).write_text(json.dumps(records, indent=2))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -225,7 +227,8 @@ def main(argv: list[str] | None = None) -> None:
     convert.add_argument("--out", required=True)
     convert.add_argument("--name", required=True)
     convert.add_argument("--input-size", type=int, nargs=2, required=True)
-    convert.add_argument("--input", choices=("image", "tensor"), default="image")
+    convert.add_argument("--input", dest="input_kind", choices=("image", "tensor"),
+                         default="image")
     convert.add_argument("--fold-normalization", action="store_true")
     convert.add_argument("--fold-argmax", action="store_true")
     convert.add_argument("--variants", default="fp16,int8,palettized")
@@ -234,7 +237,7 @@ def main(argv: list[str] | None = None) -> None:
     inspect.add_argument("packages", type=Path, nargs="+")
     args = parser.parse_args(argv)
     if args.command == "convert":
-        _convert(args)
+        _convert(**{key: value for key, value in vars(args).items() if key != "command"})
     else:
         import torch._dynamo  # noqa: F401
         print(json.dumps({str(p): inspect_package(p) for p in args.packages}, indent=2))

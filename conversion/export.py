@@ -89,8 +89,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def settings_from(args: argparse.Namespace) -> ExportSettings:
-    """The flags as ExportSettings, which check themselves (conversion/export_settings.py)."""
+def settings_from(argv: list[str] | None = None) -> ExportSettings:
+    """The command line as ExportSettings, which check themselves
+    (conversion/export_settings.py)."""
+    args = build_parser().parse_args(argv)
     return ExportSettings(
         targets=list(TARGETS) if args.target == "all" else [args.target],
         checkpoint=args.checkpoint, input_size=tuple(args.input_size) if args.input_size else None,
@@ -106,9 +108,9 @@ def settings_from(args: argparse.Namespace) -> ExportSettings:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    args = build_parser().parse_args(argv)
+    settings = settings_from(argv)
     try:
-        result = ExportRun(settings_from(args)).run()
+        result = ExportRun(settings).run()
     except ConversionError as exc:  # a converter crashed: its log tail, no traceback
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(3)

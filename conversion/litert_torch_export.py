@@ -80,7 +80,8 @@ def _calibration_inputs(path: str, fold_normalization: bool):
     return [frames[i:i + 1] for i in range(len(frames))]
 
 
-def _convert(args: argparse.Namespace) -> None:
+def _convert(checkpoint: str, out: str, name: str, input_size, calib: str | None,
+             qat_program: str | None, fold_normalization: bool, fold_argmax: bool) -> None:
     os.environ.setdefault("LITERT_TORCH_SHOW_PROGRESS", "n")
     import litert_torch
     import torch
@@ -91,33 +92,33 @@ def _convert(args: argparse.Namespace) -> None:
     from conversion.tflite_export import file_suffix
     from training.checkpoint import model_from_checkpoint
 
-    model = model_from_checkpoint(args.checkpoint).eval()
-    deployed = _deployed(model, args.fold_normalization, args.fold_argmax).eval()
-    height, width = args.input_size
-    example = (torch.rand(1, height, width, 3) * (255 if args.fold_normalization else 1),)
-    out, produced = Path(args.out), {}
+    model = model_from_checkpoint(checkpoint).eval()
+    deployed = _deployed(model, fold_normalization, fold_argmax).eval()
+    height, width = input_size
+    example = (torch.rand(1, height, width, 3) * (255 if fold_normalization else 1),)
+    out, produced = Path(out), {}
 
     def save(precision: str, edge) -> None:
-        file = f"{args.name}_{file_suffix(precision)}.tflite"
+        file = f"{name}_{file_suffix(precision)}.tflite"
         edge.export(str(out / file))
         produced[precision] = file
 
-    if not args.qat_program:  # a QAT program gives its int8 only; the rest is the checkpoint's
+    if not qat_program:  # a QAT program gives its int8 only; the rest is the checkpoint's
         save("fp32", litert_torch.convert(deployed, example))
         save("fp16", litert_torch.convert(deployed, example,
                                           quant_config=quant_recipes.full_fp16_recipe()))
         save("dynamic-int8", litert_torch.convert(
             deployed, example, quant_config=quant_recipes.full_dynamic_recipe()))
     from training.compression.pt2e import litert_quantizer, load_program
-    quantizer = litert_quantizer(qat=bool(args.qat_program))
-    if args.qat_program:  # QAT's own ranges: the trained, converted core, no calibration
-        core = load_program(args.qat_program, checkpoint=args.checkpoint,
-                            input_size=args.input_size,
+    quantizer = litert_quantizer(qat=bool(qat_program))
+    if qat_program:  # QAT's own ranges: the trained, converted core, no calibration
+        core = load_program(qat_program, checkpoint=checkpoint,
+                            input_size=input_size,
                             num_classes=model.num_classes).module()
-        graph = _deployed(core, args.fold_normalization, args.fold_argmax)
+        graph = _deployed(core, fold_normalization, fold_argmax)
     else:
         graph = prepare_pt2e(torch.export.export(deployed, example).module(), quantizer)
-        for batch in _calibration_inputs(args.calib, args.fold_normalization):
+        for batch in _calibration_inputs(calib, fold_normalization):
             graph(batch)
         graph = convert_pt2e(graph, fold_quantize=False)
     save("int8", litert_torch.convert(graph, example,
@@ -138,7 +139,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if not args.calib and not args.qat_program:
         parser.error("int8 needs --calib frames or a --qat-program")
-    _convert(args)
+    _convert(**vars(args))
 
 
 if __name__ == "__main__":

@@ -106,8 +106,7 @@ def test_held_out_data_with_other_classes(parity_student, tmp_path, capsys):
 def test_int8_weight_granularity_reaches_onnx2tf(tmp_path, monkeypatch, granularity):
     """--int8-weights travels from the CLI to the onnx2tf child's quant_type."""
     from conversion import child_process, tflite_export
-    settings = export.settings_from(export.build_parser().parse_args(
-        ["--target", "tflite", "--int8-weights", granularity]))
+    settings = export.settings_from(["--target", "tflite", "--int8-weights", granularity])
     assert settings.weight_granularity == granularity
     seen = {}
 

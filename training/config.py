@@ -226,9 +226,10 @@ def add_config_arguments(parser: argparse.ArgumentParser, distillation: bool = F
         group.add_argument("--cache-dir", default=s)
 
 
-def flag_values(args: argparse.Namespace) -> dict:
-    """The config keys the user set on the command line (unset flags are absent)."""
-    return {key: value for key, value in vars(args).items() if key in DEFAULTS}
+def flag_values(flags: dict) -> dict:
+    """The config keys among parsed flags (`vars(args)`); the flags `add_config_arguments`
+    made default to absent, so only what the user set is here."""
+    return {key: value for key, value in flags.items() if key in DEFAULTS}
 
 
 # ---- files and resolution -------------------------------------------------------------------

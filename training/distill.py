@@ -43,11 +43,11 @@ def main(argv=None) -> dict:
                         help="skip evaluating teacher and student at the end")
     args = parser.parse_args(argv)
     if args.resume:
-        config = config_to_resume(args.resume, flag_values(args), args.config)
+        config = config_to_resume(args.resume, flag_values(vars(args)), args.config)
     else:
         if args.config is None and not getattr(args, "teacher", None):
             args.config = QUICKSTART
-        config = resolve_config(args.config, flags=flag_values(args))
+        config = resolve_config(args.config, flags=flag_values(vars(args)))
     config["teacher"] = ensure_teacher(config)
     if not config["teacher"]:
         raise UserError("no teacher: pass --teacher CKPT or --teacher-config YAML")

@@ -25,9 +25,9 @@ def main(argv=None) -> dict:
     add_config_arguments(parser)
     args = parser.parse_args(argv)
     if args.resume:
-        config = config_to_resume(args.resume, flag_values(args), args.config)
+        config = config_to_resume(args.resume, flag_values(vars(args)), args.config)
     else:
-        config = resolve_config(args.config, flags=flag_values(args), distillation=False)
+        config = resolve_config(args.config, flags=flag_values(vars(args)), distillation=False)
     summary = run(config, resume=args.resume)
     exit_if_interrupted(summary, f"state saved to {summary['last']}; continue with --resume")
     return summary
