@@ -32,7 +32,7 @@ from training.errors import run_cli
 from training.validation import evaluate_model
 from training.models import count_parameters
 from training.profiling import count_flops, measure_latency_ms, state_dict_size_mb
-from training.io import prepare_output_dir
+from training.io import atomic_write_text, prepare_output_dir
 
 
 def gzip_size_mb(model) -> float:
@@ -130,7 +130,8 @@ def main(argv=None) -> list[dict]:
     rows.append(measure("qat", work / "qat.pth", args))
 
     size = load_checkpoint(args.checkpoint)["config"]["input_size"]
-    (args.out / "rows.json").write_text(json.dumps({"input_size": size, "rows": rows}, indent=2))
+    atomic_write_text(args.out / "rows.json",
+                      json.dumps({"input_size": size, "rows": rows}, indent=2))
     with open(args.out / "rows.csv", "w", newline="") as stream:
         fields = sorted({key for row in rows for key in row}, key=lambda k: (k != "variant", k))
         writer = csv.DictWriter(stream, fields)

@@ -27,7 +27,7 @@ import torch
 
 from training.data import build_loader, generate_scene, parse_dataset_spec, train_transforms
 from training.data.appearance import CONDITIONS
-from training.io import prepare_output_file
+from training.io import atomic_write_text, prepare_output_file
 from training.errors import run_cli
 
 SIZE = (512, 1024)
@@ -100,7 +100,7 @@ def main(argv=None) -> None:
         print(f"loader 512x1024, train augmentations, 2 workers, {name}: {rate:6.2f} images/s")
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    atomic_write_text(args.out, json.dumps(results, indent=2) + "\n")
     print(f"wrote {args.out}")
 
 

@@ -37,7 +37,7 @@ from training.data import eval_transforms, parse_dataset_spec
 from training.engine import Trainer
 from training.validation import evaluate_model
 from training.continual.increment import increment
-from training.io import atomic_save, prepare_output_dir
+from training.io import atomic_save, atomic_write_text, prepare_output_dir
 from training.tasks import SupervisedTask
 from training.models import build_model
 from training.sampling import AugmentedDataset
@@ -226,7 +226,7 @@ def main(argv=None) -> None:
     torch.set_num_threads(1)
     results = run(args)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "incremental_protocol.json").write_text(json.dumps(results, indent=1))
+    atomic_write_text(args.out / "incremental_protocol.json", json.dumps(results, indent=1))
     (args.out / "incremental_protocol.md").write_text(markdown(results))
     plot(results, args.out / "incremental_protocol.png")
     print(markdown(results))

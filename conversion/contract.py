@@ -42,6 +42,7 @@ import numpy as np
 from jsonschema import Draft202012Validator, validators
 
 from training.errors import UserError, run_cli
+from training.io import atomic_write_text
 
 SCHEMA_VERSION = 1
 SUFFIX = ".json"  # contract of `model_int8.tflite` is `model_int8.tflite.json`
@@ -229,7 +230,7 @@ def contract_path(artifact: str | Path) -> Path:
 
 def write_contract(artifact: str | Path, contract: dict) -> Path:
     path = contract_path(artifact)
-    path.write_text(json.dumps(validate(contract), indent=2) + "\n")
+    atomic_write_text(path, json.dumps(validate(contract), indent=2) + "\n")
     return path
 
 
