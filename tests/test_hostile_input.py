@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 import torch
 
-from conversion import export, run
+from conversion import export, export_settings, run
 from conversion import contract as contracts
 from conversion.parity_fixture import INPUT_SIZE
 from training.errors import run_cli
@@ -117,7 +117,7 @@ def _export_qat(program: Path, checkpoint: Path, out: Path, *extra) -> list[str]
 @pytest.fixture
 def no_extra_needed(monkeypatch):
     """The refusals come before litert-torch is used; they hold without the extra too."""
-    monkeypatch.setattr(export, "require_litert_torch", lambda: "0")
+    monkeypatch.setattr(export_settings, "require_litert_torch", lambda: "0")
 
 
 @pytest.mark.parametrize("craft", [_pickled_weight, _pickled_sample_inputs])
