@@ -39,7 +39,7 @@ from conversion.pipeline import DEFAULT_CHECKPOINT
 from conversion.render import segment_footage
 from conversion.runtimes import open_artifact
 from conversion.segmenter import Segmenter
-from benchmarks.speed_models import export_speed_models
+from benchmarks.speed_models import export_speed_models, parse_size
 from training.errors import UserError, run_cli
 from training.io import file_sha256, prepare_output_dir, prepare_output_file, write_results
 from training.machine import machine_record
@@ -64,8 +64,8 @@ def export_models(checkpoint: Path, size: tuple[int, int], out: Path) -> dict[st
             found[precision] = contract_file.with_suffix("")
     if all(p in found for p in PRECISIONS):
         return found
-    return export_speed_models(checkpoint, size, out, 8, 4, "--fold-normalization",
-                               "--threshold", "fp32.agreement=0")
+    return export_speed_models(checkpoint, size, out, 8, 4, fold_normalization=True,
+                               thresholds={"fp32": {"agreement": 0.0}})
 
 
 def write_clip(path: Path, frames: int, size: tuple[int, int], fps: int = 30) -> Path:
@@ -182,19 +182,11 @@ def run_benchmark(checkpoint: Path, size: tuple[int, int], frames: int, threads:
     return result
 
 
-def _size(text: str) -> tuple[int, int]:
-    try:
-        height, width = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected HxW, got {text!r}") from None
-    return height, width
-
-
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT)
-    parser.add_argument("--size", type=_size, default=(512, 1024), metavar="HxW",
+    parser.add_argument("--size", type=parse_size, default=(512, 1024), metavar="HxW",
                         help="the models' input size and the clip's frame size")
     parser.add_argument("--frames", type=int, default=300)
     parser.add_argument("--threads", type=int, default=2, help="the model's runtime threads")

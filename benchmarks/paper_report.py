@@ -1,9 +1,13 @@
 """The paper-style table of benchmarks.paper_table: rows, seeds, goals, Markdown, JSON, plots.
 
-Kept apart from the stage runner so that the table can be rebuilt from saved results alone
-(`python -m benchmarks.paper_report benchmarks/results/paper_table/table.json --readme
-docs/results.md` re-renders table.md, summary.png and the results page's study tables). The students are
-summarised over seeds as mean ± sd, with the KD gain paired per seed (benchmarks.seed_stats).
+Kept apart from the stage runner so that the table can be rebuilt from saved results alone;
+this re-renders table.md, summary.png and the results page's study tables:
+
+    python -m benchmarks.paper_report benchmarks/results/paper_table/table.json \
+        --readme docs/results.md
+
+The students are summarised over seeds as mean ± sd, with the KD gain paired per seed
+(benchmarks.seed_stats).
 """
 from __future__ import annotations
 

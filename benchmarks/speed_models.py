@@ -6,6 +6,7 @@ agreement is still in out/parity.json). Shared by benchmarks.footage and .web_la
 """
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 from conversion.pipeline import ExportRun, ExportSettings
@@ -16,13 +17,9 @@ GATE_OFF = {"int8": {"agreement": 0.0, "miou_drop": 100.0}}
 
 
 def export_speed_models(checkpoint: Path, size: tuple[int, int], out: Path,
-                        calib_count: int, parity_count: int, *flags: str,
-                        **fields) -> dict[str, Path]:
+                        calib_count: int, parity_count: int, **fields) -> dict[str, Path]:
     """{precision: file} for fp32 and int8 at `size`. `fields`: more ExportSettings fields,
-    their `thresholds` laid over the gate-off ones; `flags`: conversion.export flags in their
-    place (benchmarks.footage passes those), read by its parser."""
-    if flags:
-        fields = {**_fields_from_flags(flags), **fields}
+    their `thresholds` laid over the gate-off ones."""
     overrides = fields.pop("thresholds", {})
     thresholds = {name: {**GATE_OFF.get(name, {}), **overrides.get(name, {})}
                   for name in {*GATE_OFF, *overrides}}
@@ -37,18 +34,10 @@ def export_speed_models(checkpoint: Path, size: tuple[int, int], out: Path,
     return {p: files[p] for p in PRECISIONS}
 
 
-def _fields_from_flags(flags: tuple[str, ...]) -> dict:
-    """The ExportSettings fields that conversion.export `flags` move away from its defaults;
-    `thresholds`: only the metrics that --threshold items changed."""
-    from conversion.export import settings_from
-
-    def fields(argv) -> dict:
-        return vars(settings_from(["--target", "tflite", *argv]))
-    given, default = fields(flags), fields([])
-    changed = {key: value for key, value in given.items()
-               if value != default[key] and key != "thresholds"}
-    changed["thresholds"] = {
-        name: {metric: value for metric, value in limits.items()
-               if default["thresholds"][name].get(metric) != value}
-        for name, limits in given["thresholds"].items()}
-    return changed
+def parse_size(text: str) -> tuple[int, int]:
+    """argparse type for an HxW size flag (`512x1024`)."""
+    try:
+        height, width = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected HxW, got {text!r}") from None
+    return height, width

@@ -18,7 +18,7 @@ import torch
 
 from training.config import CHOICES, DEFAULTS, DISTILLATION, load_yaml, validate_config
 from training.data import parse_dataset_spec
-from training.errors import UserError
+from training.errors import UserError, require_at_least_one
 from training.io import ROOT
 from training.models import validate_input_size
 
@@ -112,10 +112,9 @@ class StudyPlan:
         object.__setattr__(self, "input_size", tuple(self.input_size))
         object.__setattr__(self, "workdir", Path(self.workdir))
         object.__setattr__(self, "out", Path(self.out))
-        for option in ("epochs", "teacher_epochs", "seeds", "batch_size", "threads",
-                       "calib_count"):
-            if getattr(self, option) < 1:
-                raise UserError(f"--{option.replace('_', '-')} must be at least 1")
+        require_at_least_one(epochs=self.epochs, teacher_epochs=self.teacher_epochs,
+                             seeds=self.seeds, batch_size=self.batch_size,
+                             threads=self.threads, calib_count=self.calib_count)
         if self.workers < 0:
             raise UserError("--workers must be 0 or more")
         if self.schedule not in CHOICES["lr_schedule"]:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.speed_models import PRECISIONS, export_speed_models
+from benchmarks.speed_models import PRECISIONS, export_speed_models, parse_size
 from conversion.runtimes import LiteRTRuntime
 from training.errors import UserError, require_at_least_one, run_cli
 from training.io import prepare_output_file, write_results
@@ -89,14 +89,6 @@ def markdown(result: dict) -> str:
                      f"{row['threads']} | {row['browser_wasm_ms']:.1f} | "
                      f"{row['python_litert_ms']:.1f} | {row['ratio']:.1f}x |")
     return "\n".join(lines) + "\n"
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    try:
-        height, width = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected HxW, got {text!r}") from None
-    return height, width
 
 
 def main(argv=None) -> dict:

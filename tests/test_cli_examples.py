@@ -29,7 +29,8 @@ ENTRY_POINTS = ["training.train", "training.distill", "training.evaluate", "trai
                 "benchmarks.stride_ceiling", "benchmarks.parity_margins",
                 "benchmarks.quickstart", "benchmarks.incremental_protocol",
                 "benchmarks.footage", "benchmarks.deployment_table",
-                "benchmarks.data_throughput", "benchmarks.pilot_report"]
+                "benchmarks.data_throughput", "benchmarks.pilot_report",
+                "benchmarks.paper_report"]
 PLACEHOLDERS = {"H W": "64 128", "SPEC": "synthetic", "HxW": "64x128", "DIR": "/tmp/segkit-dir",
                 "N": "4", "E": "1", "STUDENT": "mnv2"}
 SPEC_FLAGS = ("dataset", "calib", "new_data", "parity_data")
