@@ -47,7 +47,8 @@ from pathlib import Path
 
 from benchmarks import paper_report, pilot_report
 from benchmarks.study_plan import GRID_ALPHAS, GRID_TEMPERATURES, PILOT_RECIPES, ROOT, \
-    STUDENT_RECIPES, KDRecipe, StudyPlan, default_recipe, stage_configs
+    STUDENT_RECIPES, KDRecipe, StudyPlan, default_recipe, stage_configs, \
+    training_order
 from training.checkpoint import load_checkpoint
 from training.config import CHOICES, learning_settings
 from training.data import parse_dataset_spec
@@ -269,8 +270,9 @@ def run_study(plan: StudyPlan) -> dict:
     prepare_output_dir(plan.out, "--out")
     plan.workdir.mkdir(parents=True, exist_ok=True)
     stages = stage_configs(plan)
-    checkpoints = {name: run_stage(name, stage["config"], stage["distill"], plan.workdir)
-                   for name, stage in stages.items()}
+    trained = {name: run_stage(name, stages[name]["config"], stages[name]["distill"],
+                               plan.workdir) for name in training_order(stages)}
+    checkpoints = {name: trained[name] for name in stages}
     done = {name: json.loads((plan.workdir / name / "done.json").read_text())
             for name in stages}
     if plan.pilot:

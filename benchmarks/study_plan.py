@@ -143,6 +143,18 @@ def student_stage(short: str, seed: int, recipe: KDRecipe | None = None) -> str:
     return f"{short}_{recipe.tag if recipe else 'plain'}_s{seed}"
 
 
+def training_order(stages: dict[str, dict]) -> list[str]:
+    """The stages in the order they train: the study's teacher, then the lighter student's
+    runs before the heavier one's (a study stopped part-way has one student's every seed),
+    then the schedule-comparison teachers."""
+    def key(name: str) -> tuple[int, int]:
+        stage = stages[name]
+        if stage["role"] == "teacher":
+            return (0 if stage["study"] else 2, 0)
+        return (1, ("mnv2", "r18").index(stage["student"]))
+    return sorted(stages, key=key)
+
+
 def stage_configs(plan: StudyPlan) -> dict[str, dict]:
     """name -> {"config", "distill", "role", ...} for every training stage, teachers first."""
     def recipe(path: Path, epochs: int, schedule: str) -> dict:

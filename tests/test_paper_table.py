@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks import paper_report, paper_table
-from benchmarks.study_plan import KDRecipe, StudyPlan, stage_configs
+from benchmarks.study_plan import KDRecipe, StudyPlan, stage_configs, training_order
 from benchmarks.seed_stats import mean_sd, paired_gain
 from training.errors import UserError
 
@@ -169,6 +169,11 @@ def test_stage_plan_with_schedules_and_the_kd_grid(tmp_path):
             assert config["lr_step_epochs"] == 2  # the paper's 30 of 90, scaled to 6 epochs
         if stages[name]["distill"]:
             assert config["teacher"].endswith("teacher_r50_poly/best.pth")
+    order = training_order(stages)  # the teacher, every MNv2 run, the R18 runs, the rest
+    assert sorted(order) == sorted(names) and order[0] == "teacher_r50_poly"
+    kinds = [stages[n].get("student", "teacher") for n in order]
+    assert kinds.index("r18") > max(i for i, k in enumerate(kinds) if k == "mnv2")
+    assert order[-2:] == names[-2:]
 
 
 def test_readme_block_is_rewritten_between_its_markers(first_run, tmp_path):
