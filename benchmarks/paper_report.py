@@ -370,10 +370,24 @@ def write_files(out: Path, texts: dict[str, str], figures: dict) -> list[Path]:
     return [out / name for name in (*texts, *figures)]
 
 
+def write_report(out: Path, stem: str, report: dict, text: str, figure: str,
+                 draw) -> list[Path]:
+    """STEM.json (the data), STEM.md (`text`) and `figure` (draw(report, path)) in `out`."""
+    return write_files(out, {f"{stem}.json": json.dumps(report, indent=2), f"{stem}.md": text},
+                       {figure: lambda path: draw(report, path)})
+
+
 def write(table: dict, out: Path) -> list[Path]:
-    return write_files(out, {"table.json": json.dumps(table, indent=2),
-                             "table.md": markdown(table)},
-                       {"summary.png": lambda path: plot(table, path)})
+    return write_report(out, "table", table, markdown(table), "summary.png", plot)
+
+
+def rerender(path: Path, refresh, write) -> None:
+    """Re-render a saved report beside its JSON: refresh(report) recomputes what derives from
+    the data and returns the files it rewrote itself; then write(report, folder)."""
+    report = json.loads(path.read_text())
+    written = refresh(report)
+    written = write(report, path.parent) + written
+    print("wrote " + ", ".join(map(str, written)), file=sys.stderr)
 
 
 def main(argv=None) -> None:
@@ -384,12 +398,12 @@ def main(argv=None) -> None:
                         help="also regenerate this Markdown file's paper_table block "
                              "(docs/results.md)")
     args = parser.parse_args(argv)
-    table = json.loads(args.table.read_text())
-    table["goals"] = goals(table)
-    # The Markdown first: one without its markers stops the run before anything is written.
-    readme_changed = bool(args.readme) and update_readme(table, args.readme)
-    written = write(table, args.table.parent) + [args.readme] * readme_changed
-    print("wrote " + ", ".join(map(str, written)), file=sys.stderr)
+
+    def refresh(table: dict) -> list[Path]:
+        table["goals"] = goals(table)
+        # The Markdown first: one without its markers stops the run before anything is written.
+        return [args.readme] if args.readme and update_readme(table, args.readme) else []
+    rerender(args.table, refresh, write)
 
 
 if __name__ == "__main__":

@@ -15,13 +15,11 @@ from training.errors import exit_130_on_interrupt  # before the slow imports bel
 exit_130_on_interrupt(__name__)
 
 import argparse
-import json
-import sys
 from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from benchmarks.paper_report import write_files
+from benchmarks.paper_report import rerender, write_report
 from training.errors import run_cli
 
 def _by_checkpoint(rows: list[dict]) -> dict[str, dict]:
@@ -131,20 +129,18 @@ def plot(report: dict, path: Path) -> None:
 
 
 def write(report: dict, out: Path) -> list[Path]:
-    return write_files(out, {"pilot.json": json.dumps(report, indent=2),
-                             "pilot.md": markdown(report)},
-                       {"pilot.png": lambda path: plot(report, path)})
+    return write_report(out, "pilot", report, markdown(report), "pilot.png", plot)
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description="Re-render pilot.md and pilot.png from a "
                                                  "saved pilot.json.")
     parser.add_argument("pilot", type=Path)
-    path = parser.parse_args(argv).pilot
-    report = json.loads(path.read_text())
-    report["choice"] = choose(report["runs"])
-    written = write(report, path.parent)
-    print("wrote " + ", ".join(map(str, written)), file=sys.stderr)
+
+    def refresh(report: dict) -> list[Path]:
+        report["choice"] = choose(report["runs"])
+        return []
+    rerender(parser.parse_args(argv).pilot, refresh, write)
 
 
 if __name__ == "__main__":
