@@ -4,6 +4,10 @@ Variants, named and gated like onnx2tf's (conversion.tflite_export.VARIANTS):
   fp32          litert_torch.convert of the deployed model (NHWC in and out, as the apps take)
   fp16          fp16 weights (litert-torch's full_fp16_recipe), fp32 compute
   dynamic-int8  int8 weights, activations quantized at run time (full_dynamic_recipe)
+                (both are ai-edge-quantizer passes over the fp32 flatbuffer, which is what
+                litert_torch.convert(quant_config=recipe) runs after its own fp32 lowering:
+                applied to the one fp32 conversion they give the same bytes, in a second
+                instead of a lowering each)
   int8          PT2E static int8: per-channel symmetric weights, per-tensor activations
                 calibrated on the export's --calib images, int8 input and output; or, with a
                 QAT program from `training.quantize --mode qat --converter litert-torch`,
@@ -86,6 +90,7 @@ def _convert(checkpoint: str, out: str, name: str, input_size, calib: str | None
     import litert_torch
     import torch
     from litert_torch.generative.quantize import quant_recipes
+    from litert_torch.quantize import translate_recipe
     from litert_torch.quantize.quant_config import QuantConfig
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
@@ -98,17 +103,21 @@ def _convert(checkpoint: str, out: str, name: str, input_size, calib: str | None
     example = (torch.rand(1, height, width, 3) * (255 if fold_normalization else 1),)
     out, produced = Path(out), {}
 
-    def save(precision: str, edge) -> None:
-        file = f"{name}_{file_suffix(precision)}.tflite"
-        edge.export(str(out / file))
-        produced[precision] = file
+    def save(precision: str, converted) -> Path:  # a litert_torch model or flatbuffer bytes
+        path = out / f"{name}_{file_suffix(precision)}.tflite"
+        if isinstance(converted, (bytes, bytearray)):
+            path.write_bytes(converted)
+        else:
+            converted.export(str(path))
+        produced[precision] = path.name
+        return path
 
     if not qat_program:  # a QAT program gives its int8 only; the rest is the checkpoint's
-        save("fp32", litert_torch.convert(deployed, example))
-        save("fp16", litert_torch.convert(deployed, example,
-                                          quant_config=quant_recipes.full_fp16_recipe()))
-        save("dynamic-int8", litert_torch.convert(
-            deployed, example, quant_config=quant_recipes.full_dynamic_recipe()))
+        fp32 = save("fp32", litert_torch.convert(deployed, example)).read_bytes()
+        for precision, recipe in (("fp16", quant_recipes.full_fp16_recipe()),
+                                  ("dynamic-int8", quant_recipes.full_dynamic_recipe())):
+            save(precision, translate_recipe.quantize_model(
+                fp32, translate_recipe.translate_to_ai_edge_recipe(recipe.generative_recipe)))
     from training.compression.pt2e import litert_quantizer, load_program
     quantizer = litert_quantizer(qat=bool(qat_program))
     if qat_program:  # QAT's own ranges: the trained, converted core, no calibration
