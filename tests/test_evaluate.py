@@ -76,9 +76,13 @@ def test_evaluate_writes_table_json_csv_and_figures(two_runs, tmp_path, capsys, 
         assert 0 <= row["mae_50"] <= row["mae_50_95"] <= 100
         assert row["params_m"] == pytest.approx(count_parameters(model) / 1e6)
         assert row["gflops"] > 0 and row["latency_ms"] > 0 and row["peak_mem_mb"] == 12.5
-    for model, rebuilt in zip(models, fake_peak_memory.rebuilt, strict=True):
-        for key, tensor in model.state_dict().items():
-            torch.testing.assert_close(rebuilt[key], tensor)
+    # One architecture, one cost measurement: b's cost columns are a's, and say so.
+    costs = ("gflops", "size_mb", "peak_mem_mb", "latency_ms", "cost_from")
+    assert [row["cost_from"] for row in table] == ["a/best", "a/best"]
+    assert [table[1][key] for key in costs] == [table[0][key] for key in costs]
+    (rebuilt,) = fake_peak_memory.rebuilt
+    for key, tensor in models[0].state_dict().items():
+        torch.testing.assert_close(rebuilt[key], tensor)
     assert [row["name"] for row in rows] == ["a/best", "b/best"]
 
     with open(out / "table.csv", newline="") as stream:
@@ -88,10 +92,22 @@ def test_evaluate_writes_table_json_csv_and_figures(two_runs, tmp_path, capsys, 
     assert "iou_road" in lines[0]
     markdown = (out / "table.md").read_text()
     assert "mIoU (%)" in markdown and "| a/best |" in markdown and "| road |" in markdown
+    assert "measured once per architecture: b/best from a/best." in markdown
     for figure in ("confusion_a_best", "confusion_b_best", "overlays", "curves",
                    "accuracy_vs_cost"):
         assert (out / f"{figure}.png").stat().st_size > 1000, figure
     assert "table.md" in capsys.readouterr().out
+
+
+def test_the_cost_key_is_the_architecture_not_the_weights():
+    from training.evaluation import structure_key
+    torch.manual_seed(0)
+    a, b = build_model(STUDENT, num_classes=19), build_model(STUDENT, num_classes=19)
+    weight = "classifier.3.weight"
+    assert not torch.equal(a.state_dict()[weight], b.state_dict()[weight])
+    assert structure_key(a) == structure_key(b)
+    assert structure_key(a) != structure_key(build_model(STUDENT, num_classes=11))
+    assert structure_key(a) != structure_key(build_model(STUDENTS[0], num_classes=19))
 
 
 def test_no_profile_leaves_cost_columns_empty_and_says_what_it_skipped(two_runs, tmp_path,

@@ -67,8 +67,31 @@ def row_names(paths: list[Path]) -> list[str]:
     return names
 
 
+def structure_key(model: nn.Module) -> tuple:
+    """What a model's cost depends on: its class and every tensor's name, shape and dtype,
+    not the values (a plain and a distilled run of one architecture cost the same)."""
+    return (type(model).__qualname__,
+            tuple((key, tuple(t.shape), str(t.dtype)) for key, t in model.state_dict().items()))
+
+
+def measure_costs(path: Path, model: nn.Module, options: "EvaluationOptions") -> dict:
+    """The cost columns: GFLOPs, size, peak memory (in a fresh process that rebuilds the
+    model from the file) and CPU latency."""
+    flops = count_flops(model, tuple(options.input_size))
+    factory = functools.partial(model_from_checkpoint, str(path))
+    return {"gflops": flops / 1e9, "gmacs": flops / 2e9, "size_mb": state_dict_size_mb(model),
+            "peak_mem_mb": measure_peak_memory_mb(factory, tuple(options.input_size),
+                                                  options.threads),
+            "latency_ms": measure_latency_ms(model, tuple(options.input_size),
+                                             options.threads, runs=options.latency_runs)}
+
+
 def evaluate_checkpoint(path: Path, name: str, checkpoint: dict, model: nn.Module, spec, loader,
-                        options: "EvaluationOptions", device: torch.device) -> CheckpointResult:
+                        options: "EvaluationOptions", device: torch.device,
+                        costs: dict | None = None) -> CheckpointResult:
+    """Metrics on the split, and with `options.profile` the cost columns: measured once per
+    structure_key in `costs` (a cache shared across calls), so checkpoints of one
+    architecture show one measurement and name the row it came from (`cost_from`)."""
     collector = BatchCollector(spec.num_classes, spec.ignore_index)
     metrics = evaluate_model(model.to(device), loader, spec.num_classes, spec.ignore_index,
                              device, on_batch=collector, description=name,
@@ -84,17 +107,15 @@ def evaluate_checkpoint(path: Path, name: str, checkpoint: dict, model: nn.Modul
         "per_class_iou": dict(zip(spec.class_names, metrics["per_class_iou"])),
         "params_m": count_parameters(model) / 1e6,
         "gflops": None, "gmacs": None, "size_mb": None, "peak_mem_mb": None,
-        "latency_ms": None, "threads": options.threads, "device": str(device),
+        "latency_ms": None, "cost_from": None, "threads": options.threads,
+        "device": str(device),
     }
     if options.profile:
-        flops = count_flops(model, tuple(options.input_size))
-        # The peak is measured in a fresh process that rebuilds the model from the file.
-        factory = functools.partial(model_from_checkpoint, str(path))
-        row.update(gflops=flops / 1e9, gmacs=flops / 2e9, size_mb=state_dict_size_mb(model),
-                   peak_mem_mb=measure_peak_memory_mb(factory, tuple(options.input_size),
-                                                      options.threads),
-                   latency_ms=measure_latency_ms(model, tuple(options.input_size),
-                                                 options.threads, runs=options.latency_runs))
+        costs = {} if costs is None else costs
+        key = structure_key(model)
+        if key not in costs:
+            costs[key] = dict(measure_costs(path, model, options), cost_from=name)
+        row.update(costs[key])
     palette = [tuple(colour) for colour in
                (checkpoint.get("dataset") or {}).get("palette", spec.palette)]
     return CheckpointResult(path, row, collector.matrix, collector.samples, palette)
@@ -191,12 +212,12 @@ def _evaluate(paths, checkpoints, models, spec, out, json_path, options: Evaluat
                           workers=options.workers, seed=0, drop_last=False)
     names = row_names(paths)
     source = data.dataset if isinstance(data, Subset) else data  # where skips are counted
-    results, counted = [], getattr(source, "skipped", 0)
+    results, counted, costs = [], getattr(source, "skipped", 0), {}
     for path, name, checkpoint, model in tqdm(list(zip(paths, names, checkpoints, models)),
                                               desc="checkpoints", unit="ckpt",
                                               disable=not options.progress):
         result = evaluate_checkpoint(path, name, checkpoint, model, spec, loader, options,
-                                     torch_device)
+                                     torch_device, costs)
         skipped, counted = getattr(source, "skipped", 0) - counted, getattr(source, "skipped", 0)
         if skipped:  # --skip-corrupt left them out of this checkpoint's metrics
             result.row.update(images=result.row["images"] - skipped, skipped_corrupt=skipped)

@@ -121,6 +121,11 @@ def markdown_report(rows: list[dict], class_names: list[str]) -> str:
     if first.get("latency_ms") is not None:
         how += (f" Latency: median batch-1 CPU forward pass, {first['threads']} threads; "
                 f"peak memory: one forward pass above the loaded model.")
+        shared = [f"{row['name']} from {row['cost_from']}" for row in rows
+                  if row.get("cost_from") not in (None, row["name"])]
+        if shared:  # a plain and a distilled run of one architecture cost the same
+            how += (" Cost columns are measured once per architecture: "
+                    + ", ".join(shared) + ".")
     header = ["class"] + [row["name"] for row in rows]
     lines += ["", how, "", _markdown_row(header), "|" + "---|" * len(header)]
     for name in class_names:
