@@ -226,16 +226,22 @@ def test_soft_label_mode_reaches_only_the_distilled_stages(tmp_path, mode):
     assert plain == [other[n]["config"] for n in other if n.startswith("r18_plain")]
 
 
-def test_the_pilot_trains_one_student_per_recipe_and_reports_best_and_last(tmp_path):
-    args = _args(tmp_path, "--pilot", "mnv2", "--pilot-recipe", "cached:kl:0.5:2",
-                 "--pilot-recipe", "online:dist:0.7:1")
-    report = paper_table.main(args)
+def test_the_pilot_reuses_the_study_runs_and_reports_best_and_last(first_run, tmp_path, capsys):
+    """In the study's workdir the pilot trains only its recipes the study has not run."""
+    work = first_run[0] / "work"
+    finished = {p.name for p in work.iterdir() if (p / "done.json").is_file()}
+    capsys.readouterr()
+    report = paper_table.main(_args(tmp_path, "--workdir", str(work), "--pilot", "mnv2",
+                                    "--pilot-recipe", "cached:kl:0.5:2",
+                                    "--pilot-recipe", "online:dist:0.7:1"))
     assert [run["recipe"] for run in report["runs"]] == [
         "plain", "kd_cached_kl_a0.5_T2", "kd_online_dist_a0.7_T1"]
-    work = tmp_path / "work"
-    assert sorted(p.name for p in work.iterdir() if (p / "done.json").is_file()) == [
-        "mnv2_kd_cached_kl_a0.5_T2_s0", "mnv2_kd_online_dist_a0.7_T1_s0", "mnv2_plain_s0",
-        "teacher_r50_cosine"]  # no R18 and no other seed
+    err = capsys.readouterr().err
+    assert {name for name in finished if f"[{name}] finished earlier" in err} == {
+        "teacher_r50_cosine", "mnv2_plain_s0", "mnv2_kd_cached_kl_a0.5_T2_s0"}
+    assert "[mnv2_kd_online_dist_a0.7_T1_s0] training" in err
+    assert {p.name for p in work.iterdir() if (p / "done.json").is_file()} - finished == {
+        "mnv2_kd_online_dist_a0.7_T1_s0"}  # no R18 and no other seed
     online = json.loads((work / "mnv2_kd_online_dist_a0.7_T1_s0" / "done.json").read_text())
     assert online["config"]["soft_labels"] == "online" and online["config"]["kd_loss"] == "dist"
     plain = report["runs"][0]
@@ -285,13 +291,16 @@ def test_the_plan_checks_its_own_values(tmp_path, change, message):
         StudyPlan(**values)
 
 
-@pytest.mark.parametrize("text, message", [
-    ("online:kl:0.5", "expected SOFT_LABELS:LOSS:ALPHA:T"),
-    ("live:kl:0.5:2", "soft_labels must be one of"),
-    ("cached:mse:0.5:2", "kd_loss must be one of"),
-    ("cached:kl:1.5:2", "alpha must be in"),
-    ("cached:kl:0.5:0", "temperature must be positive"),
-])
+BAD_RECIPES = {  # --pilot-recipe text -> what its one-line error says
+    "online:kl:0.5": "expected SOFT_LABELS:LOSS:ALPHA:T",
+    "live:kl:0.5:2": "soft_labels must be one of",
+    "cached:mse:0.5:2": "kd_loss must be one of",
+    "cached:kl:1.5:2": "alpha must be in",
+    "cached:kl:0.5:0": "temperature must be positive",
+}
+
+
+@pytest.mark.parametrize("text, message", BAD_RECIPES.items())
 def test_bad_kd_recipes_are_one_line_errors(text, message):
     with pytest.raises(UserError, match=message):
         KDRecipe.parse(text)
