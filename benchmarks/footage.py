@@ -132,7 +132,7 @@ def goals(rows: list[dict], size: tuple[int, int]) -> dict:
 
 def markdown(result: dict) -> str:
     s, machine = result["settings"], result["machine"]
-    lines = [f"# conversion.run end to end against the model alone\n",
+    lines = ["# conversion.run end to end against the model alone\n",
              f"{machine['machine']} (flags: {', '.join(machine['cpu_flags'])}); "
              f"{s['threads']} threads, --quality {s['quality']}, overlay.mp4 written; clip: "
              f"{s['frames']} frames of synthetic scenes, H.264. FPS of the model alone: the "

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.speed_models import PRECISIONS, export_speed_models, parse_size
+from benchmarks.speed_models import export_speed_models, parse_size
 from conversion.runtimes import LiteRTRuntime
 from training.errors import UserError, require_at_least_one, run_cli
 from training.io import prepare_output_file, write_results
