@@ -105,9 +105,12 @@ def test_the_cost_key_is_the_architecture_not_the_weights():
     a, b = build_model(STUDENT, num_classes=19), build_model(STUDENT, num_classes=19)
     weight = "classifier.3.weight"
     assert not torch.equal(a.state_dict()[weight], b.state_dict()[weight])
-    assert structure_key(a) == structure_key(b)
-    assert structure_key(a) != structure_key(build_model(STUDENT, num_classes=11))
-    assert structure_key(a) != structure_key(build_model(STUDENTS[0], num_classes=19))
+    arch = {"name": STUDENT, "num_classes": 19, "output_stride": 16}
+    assert structure_key(a, arch) == structure_key(b, dict(arch))
+    assert structure_key(a, arch) != structure_key(a, dict(arch, output_stride=8))
+    assert structure_key(a, arch) != structure_key(build_model(STUDENT, num_classes=11), arch)
+    assert structure_key(a, arch) != structure_key(build_model(STUDENTS[0], num_classes=19),
+                                                   arch)
 
 
 def test_no_profile_leaves_cost_columns_empty_and_says_what_it_skipped(two_runs, tmp_path,

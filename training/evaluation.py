@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,10 +68,11 @@ def row_names(paths: list[Path]) -> list[str]:
     return names
 
 
-def structure_key(model: nn.Module) -> tuple:
-    """What a model's cost depends on: its class and every tensor's name, shape and dtype,
+def structure_key(model: nn.Module, arch: dict) -> tuple:
+    """What a model's cost depends on: its architecture record (the output stride changes
+    the cost, not one tensor's shape), its class and every tensor's name, shape and dtype,
     not the values (a plain and a distilled run of one architecture cost the same)."""
-    return (type(model).__qualname__,
+    return (json.dumps(arch, sort_keys=True, default=str), type(model).__qualname__,
             tuple((key, tuple(t.shape), str(t.dtype)) for key, t in model.state_dict().items()))
 
 
@@ -112,7 +114,7 @@ def evaluate_checkpoint(path: Path, name: str, checkpoint: dict, model: nn.Modul
     }
     if options.profile:
         costs = {} if costs is None else costs
-        key = structure_key(model)
+        key = structure_key(model, checkpoint["arch"])
         if key not in costs:
             costs[key] = dict(measure_costs(path, model, options), cost_from=name)
         row.update(costs[key])
