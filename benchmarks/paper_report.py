@@ -385,8 +385,8 @@ def rerender(path: Path, refresh, write) -> None:
     """Re-render a saved report beside its JSON: refresh(report) recomputes what derives from
     the data and returns the files it rewrote itself; then write(report, folder)."""
     report = json.loads(path.read_text())
-    written = refresh(report)
-    written = write(report, path.parent) + written
+    rewritten = refresh(report)
+    written = write(report, path.parent) + rewritten
     print("wrote " + ", ".join(map(str, written)), file=sys.stderr)
 
 

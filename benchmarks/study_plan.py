@@ -25,6 +25,7 @@ from training.models import validate_input_size
 TEACHER_RECIPE = ROOT / "configs" / "camvid_teacher_r50.yaml"
 STUDENT_RECIPES = {"r18": ROOT / "configs" / "camvid_r18_kd.yaml",
                    "mnv2": ROOT / "configs" / "camvid_mobilenetv2_kd.yaml"}
+LIGHTEST_FIRST = ("mnv2", "r18")  # STUDENT_RECIPES' keys in the order their runs train
 GRID_ALPHAS, GRID_TEMPERATURES = (0.3, 0.5, 0.7), (1.0, 2.0, 4.0)
 
 
@@ -151,7 +152,7 @@ def training_order(stages: dict[str, dict]) -> list[str]:
         stage = stages[name]
         if stage["role"] == "teacher":
             return (0 if stage["study"] else 2, 0)
-        return (1, ("mnv2", "r18").index(stage["student"]))
+        return (1, LIGHTEST_FIRST.index(stage["student"]))
     return sorted(stages, key=key)
 
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from benchmarks import paper_report, paper_table
-from benchmarks.study_plan import KDRecipe, StudyPlan, stage_configs, training_order
+from benchmarks.study_plan import LIGHTEST_FIRST, STUDENT_RECIPES, KDRecipe, StudyPlan, \
+    stage_configs, training_order
 from benchmarks.seed_stats import mean_sd, paired_gain
 from training.errors import UserError
 
@@ -174,6 +175,7 @@ def test_stage_plan_with_schedules_and_the_kd_grid(tmp_path):
     kinds = [stages[n].get("student", "teacher") for n in order]
     assert kinds.index("r18") > max(i for i, k in enumerate(kinds) if k == "mnv2")
     assert order[-2:] == names[-2:]
+    assert sorted(LIGHTEST_FIRST) == sorted(STUDENT_RECIPES)  # a new student gets a place
 
 
 def test_readme_block_is_rewritten_between_its_markers(first_run, tmp_path):
