@@ -118,6 +118,7 @@ def build_table(stages: dict, rows: list[dict], exports: dict[str, list[dict]],
         sum(v or 0.0 for v in extra.get("export_wall_s", {}).values())
     table = {"dataset": plan.dataset, "split": "val", "input_size": list(plan.input_size),
              "epochs": {"teacher": plan.teacher_epochs, "students": plan.epochs},
+             "teacher_output_stride": plan.teacher_output_stride,
              "seeds": plan.seeds, "schedule": plan.schedule,
              "soft_labels": plan.recipe.soft_labels,
              "recipe": {"tag": plan.recipe.tag, **plan.recipe.config()},

@@ -92,6 +92,7 @@ class StudyPlan:
     input_size: tuple[int, int] = (96, 128)
     epochs: int = 40
     teacher_epochs: int | None = None  # None: as many as the students
+    teacher_output_stride: int = 16  # 8: finer logits, about 3.4x the teacher's FLOPs
     seeds: int = 3
     schedule: str = "cosine"
     recipe: KDRecipe = field(default_factory=default_recipe)
@@ -118,6 +119,9 @@ class StudyPlan:
                              threads=self.threads, calib_count=self.calib_count)
         if self.workers < 0:
             raise UserError("--workers must be 0 or more")
+        if self.teacher_output_stride not in (8, 16):
+            raise UserError(f"--teacher-output-stride must be 8 or 16, got "
+                            f"{self.teacher_output_stride}")
         if self.schedule not in CHOICES["lr_schedule"]:
             raise UserError(f"--schedule must be one of {', '.join(CHOICES['lr_schedule'])}")
         for option in ("kd_grid", "pilot"):
@@ -136,12 +140,20 @@ class StudyPlan:
             raise UserError(f"{self.dataset!r} needs train and val splits, has {spec.splits}")
 
 
-def teacher_stage(schedule: str) -> str:
-    return f"teacher_r50_{schedule}"
+def teacher_stage(schedule: str, output_stride: int = 16) -> str:
+    """`teacher_r50_cosine`, or `teacher_r50_os8_cosine` for a teacher at output stride 8."""
+    return f"teacher_r50_{'' if output_stride == 16 else f'os{output_stride}_'}{schedule}"
 
 
-def student_stage(short: str, seed: int, recipe: KDRecipe | None = None) -> str:
-    return f"{short}_{recipe.tag if recipe else 'plain'}_s{seed}"
+def student_stage(short: str, seed: int, recipe: KDRecipe | None = None,
+                  teacher_output_stride: int = 16) -> str:
+    """`r18_plain_s0`, `r18_kd_cached_kl_a0.5_T2_s0`; a distilled run names a teacher at
+    another output stride (`..._T2_os8teacher_s0`), so it never reuses one distilled from the
+    OS16 teacher, while its plain twin, which no teacher touches, is the same run."""
+    if recipe is None:
+        return f"{short}_plain_s{seed}"
+    teacher = "" if teacher_output_stride == 16 else f"_os{teacher_output_stride}teacher"
+    return f"{short}_{recipe.tag}{teacher}_s{seed}"
 
 
 def training_order(stages: dict[str, dict]) -> list[str]:
@@ -169,11 +181,13 @@ def stage_configs(plan: StudyPlan) -> dict[str, dict]:
         return config
 
     def teacher(schedule: str) -> dict:
-        return {"config": recipe(TEACHER_RECIPE, plan.teacher_epochs, schedule),
-                "distill": False, "role": "teacher", "schedule": schedule,
+        config = recipe(TEACHER_RECIPE, plan.teacher_epochs, schedule)
+        config.update(output_stride=plan.teacher_output_stride)
+        return {"config": config, "distill": False, "role": "teacher", "schedule": schedule,
                 "study": schedule == plan.schedule}
 
-    teacher_path = str(plan.workdir / teacher_stage(plan.schedule) / "best.pth")
+    teacher_os = plan.teacher_output_stride
+    teacher_path = str(plan.workdir / teacher_stage(plan.schedule, teacher_os) / "best.pth")
 
     def student(short: str, seed: int, kd: KDRecipe | None, role: str) -> tuple[str, dict]:
         config = recipe(STUDENT_RECIPES[short], plan.epochs, plan.schedule)
@@ -183,12 +197,12 @@ def stage_configs(plan: StudyPlan) -> dict[str, dict]:
         config.update({key: DEFAULTS[key] for key in DISTILLATION}, seed=seed)
         if kd:
             config.update(teacher=teacher_path, cache_dir=cache_dir, **kd.config())
-        return student_stage(short, seed, kd), {
+        return student_stage(short, seed, kd, teacher_os), {
             "config": config, "distill": kd is not None, "role": role, "student": short,
             "seed": seed, "recipe": kd.tag if kd else None,
             "alpha": kd.alpha if kd else None, "temperature": kd.temperature if kd else None}
 
-    stages = {teacher_stage(plan.schedule): teacher(plan.schedule)}
+    stages = {teacher_stage(plan.schedule, teacher_os): teacher(plan.schedule)}
     if plan.pilot:
         for kd in (None, *plan.pilot_recipes):
             name, stage = student(plan.pilot, 0, kd, "pilot")
@@ -208,7 +222,7 @@ def stage_configs(plan: StudyPlan) -> dict[str, dict]:
                     stages.setdefault(name, stage)  # the study's own cell stays a student
         if plan.compare_schedules:  # last: the study's results do not wait for them
             for schedule in CHOICES["lr_schedule"]:
-                stages.setdefault(teacher_stage(schedule), teacher(schedule))
+                stages.setdefault(teacher_stage(schedule, teacher_os), teacher(schedule))
     for name, stage in stages.items():
         stage["config"]["name"] = name
         validate_config(stage["config"])  # resolves bf16 'auto' for this machine

@@ -281,8 +281,26 @@ def test_plain_twins_are_the_same_runs_whatever_the_recipe(tmp_path):
     assert kd[0] == "r18_kd_online_dist_a0.3_T2_s0"
 
 
+def test_an_os8_teacher_gets_its_own_stages_and_shares_the_plain_runs(tmp_path):
+    default, os8 = (stage_configs(paper_table.parse_args(_args(tmp_path, *extra)))
+                    for extra in ([], ["--teacher-output-stride", "8"]))
+    assert "teacher_r50_cosine" in default and "teacher_r50_os8_cosine" in os8
+    assert default["teacher_r50_cosine"]["config"]["output_stride"] == 16
+    assert os8["teacher_r50_os8_cosine"]["config"]["output_stride"] == 8
+    plain = [{n: s["config"] for n, s in stages.items() if "_plain_" in n}
+             for stages in (default, os8)]
+    assert plain[0] == plain[1] and len(plain[0]) == 4  # no teacher touches them: reused
+    distilled = {n: s for n, s in os8.items() if s["distill"]}
+    assert sorted(distilled) == sorted(n.replace("_T2_s", "_T2_os8teacher_s")
+                                       for n, s in default.items() if s["distill"])
+    for stage in distilled.values():  # each learns from the OS8 teacher, students stay OS16
+        assert stage["config"]["teacher"].endswith("teacher_r50_os8_cosine/best.pth")
+        assert stage["config"]["output_stride"] == 16
+
+
 @pytest.mark.parametrize("change, message", [
     ({"epochs": 0}, "--epochs must be at least 1"),
+    ({"teacher_output_stride": 32}, "--teacher-output-stride must be 8 or 16"),
     ({"pilot": "vgg"}, "--pilot must be one of"),
     ({"schedule": "linear"}, "--schedule must be one of"),
     ({"dataset": "synthetic:size=64x128,train=4,val=0,test=0"}, "train and val"),
