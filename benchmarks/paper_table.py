@@ -300,10 +300,15 @@ def run_study(plan: StudyPlan) -> dict:
 def ship_models(plan: StudyPlan, exports: dict) -> list[Path]:
     """Copy each exported seed-0 student's int8 TFLite and its contract to out/models/STAGE/,
     so anyone can score them on their own data (`python -m conversion.run ... --labels`).
-    Only artifacts that passed the parity gate were placed by the export, so only those ship."""
+    Only artifacts that passed the parity gate were placed by the export, so only those ship.
+    The contract's precision picks calibrated int8: `*_int8.tflite` also matches the
+    dynamic-range twin, which would double the commit for a model nobody asked for."""
     written = []
     for name in exports:
-        for artifact in sorted((plan.workdir / "export" / name).glob("*_int8.tflite")):
+        for artifact in sorted((plan.workdir / "export" / name).glob("*.tflite")):
+            contract = json.loads(artifact.with_name(artifact.name + ".json").read_text())
+            if contract["artifact"].get("precision") != "int8":
+                continue
             target = plan.out / "models" / name
             target.mkdir(parents=True, exist_ok=True)
             for source in (artifact, artifact.with_name(artifact.name + ".json")):

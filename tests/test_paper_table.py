@@ -335,9 +335,12 @@ def test_the_seed0_int8_students_ship_with_their_contracts(tmp_path):
     for name, body in (("mnv2_plain_s0", b"plain"), ("r18_kd_online_kl_a0.5_T2_s0", b"kd")):
         export = plan.workdir / "export" / name
         export.mkdir(parents=True)
-        (export / "model_int8.tflite").write_bytes(body)
-        (export / "model_int8.tflite.json").write_text('{"artifact": {}}')
-        (export / "model_fp32.tflite").write_bytes(b"not shipped")
+        for precision, data in (("int8", body), ("dynamic-int8", b"not shipped"),
+                                ("fp32", b"not shipped")):
+            artifact = export / f"model_{precision.replace('-', '_')}.tflite"
+            artifact.write_bytes(data)
+            artifact.with_name(artifact.name + ".json").write_text(
+                json.dumps({"artifact": {"precision": precision}}))
     written = paper_table.ship_models(plan, {"mnv2_plain_s0": {},
                                              "r18_kd_online_kl_a0.5_T2_s0": {}})
     models = plan.out / "models"
@@ -346,4 +349,5 @@ def test_the_seed0_int8_students_ship_with_their_contracts(tmp_path):
         "r18_kd_online_kl_a0.5_T2_s0/model_int8.tflite",
         "r18_kd_online_kl_a0.5_T2_s0/model_int8.tflite.json"]
     assert (models / "mnv2_plain_s0" / "model_int8.tflite").read_bytes() == b"plain"
-    assert not list(models.rglob("*fp32*")) and not list(models.rglob("*.tmp"))
+    assert not list(models.rglob("*fp32*")) and not list(models.rglob("*dynamic*"))
+    assert not list(models.rglob("*.tmp"))
