@@ -119,8 +119,20 @@ def test_an_encoder_failing_mid_run_is_one_line_and_places_nothing(
                                                          "summary.json"]
 
 
+@pytest.fixture
+def ctrl_c_reaches_python():
+    """A Ctrl-C meets what a fresh `python -m conversion.run` has: SIGINT unblocked on the main
+    thread and Python's default handler. Earlier tests in this process (libraries that start
+    threads or processes) may have left either changed; the stage threads inherit the mask."""
+    handler = signal.signal(signal.SIGINT, signal.default_int_handler)
+    mask = signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    yield
+    signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+    signal.signal(signal.SIGINT, handler)
+
+
 def test_ctrl_c_during_a_pipelined_run_keeps_a_valid_summary(exported_student, tmp_path,
-                                                             monkeypatch):
+                                                             monkeypatch, ctrl_c_reaches_python):
     val = parse_dataset_spec(TINY_DATASET).build("val")
     frames = [val[i % 16][0].permute(1, 2, 0).numpy() for i in range(30)]
     long_clip = write_video(tmp_path / "long.mp4", frames)
