@@ -303,15 +303,16 @@ def ship_models(plan: StudyPlan, exports: dict) -> list[Path]:
     Only artifacts that passed the parity gate were placed by the export, so only those ship.
     The contract's precision picks calibrated int8: `*_int8.tflite` also matches the
     dynamic-range twin, which would double the commit for a model nobody asked for."""
+    from conversion.contract import contract_path
     written = []
     for name in exports:
         for artifact in sorted((plan.workdir / "export" / name).glob("*.tflite")):
-            contract = json.loads(artifact.with_name(artifact.name + ".json").read_text())
-            if contract["artifact"].get("precision") != "int8":
+            contract = contract_path(artifact)
+            if json.loads(contract.read_text())["artifact"].get("precision") != "int8":
                 continue
             target = plan.out / "models" / name
             target.mkdir(parents=True, exist_ok=True)
-            for source in (artifact, artifact.with_name(artifact.name + ".json")):
+            for source in (artifact, contract):
                 temporary = target / f".{source.name}.tmp"
                 shutil.copyfile(source, temporary)
                 os.replace(temporary, target / source.name)
