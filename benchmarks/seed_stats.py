@@ -31,7 +31,9 @@ def paired_gain(treated: list[float], control: list[float], level: float = 0.95)
     summary = mean_sd(differences)
     low = high = None
     if summary["n"] > 1:
-        half = stats.t.ppf(0.5 + level / 2, summary["n"] - 1) * summary["sd"] / \
+        # float(): scipy returns numpy scalars, whose comparisons give numpy bools that
+        # json cannot write (a goal met, `ci_low > 0`, once crashed the study's report).
+        half = float(stats.t.ppf(0.5 + level / 2, summary["n"] - 1)) * summary["sd"] / \
             math.sqrt(summary["n"])
         low, high = summary["mean"] - half, summary["mean"] + half
     return {**summary, "level": level, "ci_low": low, "ci_high": high,

@@ -146,6 +146,9 @@ def test_mean_sd_and_the_paired_gain_on_hand_made_numbers():
     assert gain["sd"] == pytest.approx(sd ** 0.5)
     half = 4.302652729911275 * sd ** 0.5 / 3 ** 0.5  # t(0.975, 2 degrees of freedom)
     assert (gain["ci_low"], gain["ci_high"]) == pytest.approx((5 / 3 - half, 5 / 3 + half))
+    # Plain floats: a verdict such as `ci_low > 0` must be a bool that json can write.
+    assert type(gain["ci_low"]) is float and type(gain["ci_high"]) is float
+    assert json.loads(json.dumps({"met": gain["ci_high"] > 0})) == {"met": True}
     # Unpaired, the same numbers would look far noisier: the pairing removes the seed effect.
     assert gain["sd"] < mean_sd(kd)["sd"]
     one = paired_gain([3.0], [1.0])
