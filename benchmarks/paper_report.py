@@ -207,7 +207,7 @@ def seed_tables(table: dict) -> list[str]:
               "|---|---|---|---|"]
     for short, summary in table["seed_summary"].items():
         gain = summary["kd_gain"]
-        lines.append(f"| {STUDENTS[short]} | {format_mean_sd(gain, 2)} | "
+        lines.append(f"| {STUDENTS[short]} | {format_mean_sd(gain, 2, signed=True)} | "
                      f"{format_interval(gain)} | "
                      + ", ".join(f"{d:+.2f}" for d in gain["differences"]) + " |")
     return lines

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from benchmarks.paper_report import STUDENTS, per_class_delta, write_files
-from benchmarks.seed_stats import format_interval, paired_gain
+from benchmarks.seed_stats import format_interval, format_mean_sd, paired_gain
 from training.errors import UserError, run_cli
 
 # What two studies must share for their distilled runs to be paired.
@@ -70,11 +70,10 @@ def markdown(report: dict) -> str:
              "95 % interval |", "|---|---|---|---|---|---|"]
     for short, s in report["students"].items():
         d = s["difference"]
-        sd = f" ± {d['sd']:.2f}" if d["sd"] is not None else ""
         lines.append(f"| {STUDENTS[short]} | {', '.join(map(str, s['seeds']))} | "
                      + ", ".join(f"{v:.1f}" for v in s["miou_a"]) + " | "
                      + ", ".join(f"{v:.1f}" for v in s["miou_b"])
-                     + f" | {d['mean']:+.2f}{sd} | {format_interval(d)} |")
+                     + f" | {format_mean_sd(d, 2, signed=True)} | {format_interval(d)} |")
     names = list(next(iter(report["students"].values()))["per_class_difference"])
     lines += ["", "Per-class IoU, the second recipe minus the first (mean over seeds):", "",
               "| student | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]

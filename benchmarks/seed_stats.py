@@ -40,10 +40,10 @@ def paired_gain(treated: list[float], control: list[float], level: float = 0.95)
             "differences": differences}
 
 
-def format_mean_sd(summary: dict, digits: int = 1) -> str:
-    if summary["sd"] is None:
-        return f"{summary['mean']:.{digits}f}"
-    return f"{summary['mean']:.{digits}f} ± {summary['sd']:.{digits}f}"
+def format_mean_sd(summary: dict, digits: int = 1, signed: bool = False) -> str:
+    """'29.3 ± 5.1'; signed (for a gain or a difference): '+3.30 ± 2.51'."""
+    mean = f"{summary['mean']:{'+' if signed else ''}.{digits}f}"
+    return mean if summary["sd"] is None else f"{mean} ± {summary['sd']:.{digits}f}"
 
 
 def format_interval(gain: dict, digits: int = 2) -> str:
