@@ -104,7 +104,8 @@ def test_alpha_zero_is_plain_cross_entropy_and_alpha_mixes():
     assert losses["loss"].item() == pytest.approx(ce.item(), rel=1e-6)
     assert SupervisedTask(student)(images, masks)["loss"].item() == pytest.approx(ce.item())
 
-    mixed = DistillationTask(student, teacher, alpha=0.3, temperature=2.0)(images, masks)
+    mixed = DistillationTask(student, teacher, alpha=0.3, temperature=2.0,
+                             kd_loss="kl")(images, masks)
     soft = pixel_kl_divergence(student(images), teacher(images), 2.0, masks != 255)
     assert mixed["loss"].item() == pytest.approx(0.3 * soft.item() + 0.7 * ce.item(), rel=1e-5)
     mixed["loss"].backward()

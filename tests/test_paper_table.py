@@ -10,11 +10,12 @@ import pytest
 from benchmarks import paper_report, paper_table
 from benchmarks.study_plan import LIGHTEST_FIRST, STUDENT_RECIPES, KDRecipe, StudyPlan, \
     stage_configs, training_order
-from benchmarks.seed_stats import mean_sd, paired_gain
+from benchmarks.seed_stats import format_mean_sd, mean_sd, paired_gain
 from training.errors import UserError
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEC = "synthetic:size=64x128,train=8,val=4,test=0,seed=1"
+KD = "kd_cached_dist_a0.5_T1"  # the students' configs' recipe, in every KD stage's name
 
 
 def _args(tmp_path, *extra):
@@ -36,7 +37,7 @@ def first_run(tmp_path_factory):
 def test_table_has_every_stage_and_column(first_run):
     tmp_path, table = first_run
     stages = [row["stage"] for row in table["rows"]]
-    kd = "kd_cached_kl_a0.5_T2"  # the students' configs' recipe, in every KD stage's name
+    kd = KD
     assert stages == ["teacher_r50_cosine", "r18_plain_s0", f"r18_{kd}_s0", "r18_plain_s1",
                       f"r18_{kd}_s1", "mnv2_plain_s0", f"mnv2_{kd}_s0", "mnv2_plain_s1",
                       f"mnv2_{kd}_s1"]
@@ -92,18 +93,18 @@ def test_rerun_reuses_finished_stages(first_run, capsys):
 
 def test_an_unfinished_stage_resumes_from_its_last_checkpoint(first_run, capsys):
     tmp_path, _ = first_run
-    done = tmp_path / "work" / "mnv2_kd_cached_kl_a0.5_T2_s0" / "done.json"
+    done = tmp_path / "work" / f"mnv2_{KD}_s0" / "done.json"
     record = json.loads(done.read_text())
     done.unlink()  # as if the run had been interrupted after its last save
     paper_table.main(_args(tmp_path))
-    assert "[mnv2_kd_cached_kl_a0.5_T2_s0] resuming from" in capsys.readouterr().err
+    assert f"[mnv2_{KD}_s0] resuming from" in capsys.readouterr().err
     again = json.loads(done.read_text())
     assert again["resumed"] and again["train_wall_s"] == pytest.approx(record["train_wall_s"])
 
 
 def test_kd_stage_of_another_teacher_is_refused(first_run):
     tmp_path, _ = first_run
-    done = tmp_path / "work" / "r18_kd_cached_kl_a0.5_T2_s0" / "done.json"
+    done = tmp_path / "work" / f"r18_{KD}_s0" / "done.json"
     original = done.read_text()
     done.write_text(json.dumps(dict(json.loads(original), teacher_sha256="0" * 64)))
     try:
@@ -111,6 +112,31 @@ def test_kd_stage_of_another_teacher_is_refused(first_run):
             paper_table.main(_args(tmp_path))
     finally:
         done.write_text(original)
+
+
+def test_a_plain_stage_ignores_the_distillation_keys_it_never_read(first_run, capsys):
+    """Runs recorded under other KD defaults (the teacher stored kd_loss kl, T 2 before DIST
+    became the default) stay reusable; a KD stage with another recipe does not."""
+    work = first_run[0] / "work"
+    records = {name: work / name / "done.json" for name in ("teacher_r50_cosine",
+                                                             f"r18_{KD}_s0")}
+    originals = {name: path.read_text() for name, path in records.items()}
+    try:
+        for path in records.values():
+            record = json.loads(path.read_text())
+            record["config"].update(kd_loss="kl", temperature=2.0)
+            path.write_text(json.dumps(record))
+        stages = stage_configs(paper_table.parse_args(_args(first_run[0])))
+        teacher = stages["teacher_r50_cosine"]
+        capsys.readouterr()
+        paper_table.run_stage("teacher_r50_cosine", teacher["config"], False, work)
+        assert "[teacher_r50_cosine] finished earlier" in capsys.readouterr().err
+        kd = stages[f"r18_{KD}_s0"]
+        with pytest.raises(UserError, match="kd_loss: 'kl' there, 'dist' now"):
+            paper_table.run_stage(f"r18_{KD}_s0", kd["config"], True, work)
+    finally:
+        for name, path in records.items():
+            path.write_text(originals[name])
 
 
 def test_changed_settings_are_refused_not_overwritten(first_run):
@@ -149,6 +175,8 @@ def test_mean_sd_and_the_paired_gain_on_hand_made_numbers():
     # Plain floats: a verdict such as `ci_low > 0` must be a bool that json can write.
     assert type(gain["ci_low"]) is float and type(gain["ci_high"]) is float
     assert json.loads(json.dumps({"met": gain["ci_high"] > 0})) == {"met": True}
+    assert format_mean_sd(gain, 2, signed=True) == f"+1.67 ± {sd ** 0.5:.2f}"
+    assert format_mean_sd(summary) == "22.0 ± 2.0"
     # Unpaired, the same numbers would look far noisier: the pairing removes the seed effect.
     assert gain["sd"] < mean_sd(kd)["sd"]
     one = paired_gain([3.0], [1.0])
@@ -166,9 +194,9 @@ def test_stage_plan_with_schedules_and_the_kd_grid(tmp_path):
     assert names[-2:] == ["teacher_r50_step", "teacher_r50_cosine"]  # after the students
     assert not any(stages[n]["study"] for n in names[-2:])
     grid = [n for n in names if stages[n]["role"] == "grid"]
-    assert len(grid) == 8 and "mnv2_kd_cached_kl_a0.5_T2_s0" not in grid  # that cell is the study's
-    assert stages["mnv2_kd_cached_kl_a0.3_T4_s0"]["config"]["alpha"] == 0.3
-    assert stages["mnv2_kd_cached_kl_a0.3_T4_s0"]["config"]["temperature"] == 4.0
+    assert len(grid) == 8 and f"mnv2_{KD}_s0" not in grid  # that cell is the study's
+    assert stages["mnv2_kd_cached_dist_a0.3_T4_s0"]["config"]["alpha"] == 0.3
+    assert stages["mnv2_kd_cached_dist_a0.3_T4_s0"]["config"]["temperature"] == 4.0
     for name in names:
         config = stages[name]["config"]
         assert config["lr_schedule"] == (name.split("_")[-1] if name.startswith("teacher")
@@ -241,13 +269,12 @@ def test_the_pilot_reuses_the_study_runs_and_reports_best_and_last(first_run, tm
     finished = {p.name for p in work.iterdir() if (p / "done.json").is_file()}
     capsys.readouterr()
     report = paper_table.main(_args(tmp_path, "--workdir", str(work), "--pilot", "mnv2",
-                                    "--pilot-recipe", "cached:kl:0.5:2",
+                                    "--pilot-recipe", "cached:dist:0.5:1",
                                     "--pilot-recipe", "online:dist:0.7:1"))
-    assert [run["recipe"] for run in report["runs"]] == [
-        "plain", "kd_cached_kl_a0.5_T2", "kd_online_dist_a0.7_T1"]
+    assert [run["recipe"] for run in report["runs"]] == ["plain", KD, "kd_online_dist_a0.7_T1"]
     err = capsys.readouterr().err
     assert {name for name in finished if f"[{name}] finished earlier" in err} == {
-        "teacher_r50_cosine", "mnv2_plain_s0", "mnv2_kd_cached_kl_a0.5_T2_s0"}
+        "teacher_r50_cosine", "mnv2_plain_s0", f"mnv2_{KD}_s0"}
     assert "[mnv2_kd_online_dist_a0.7_T1_s0] training" in err
     assert {p.name for p in work.iterdir() if (p / "done.json").is_file()} - finished == {
         "mnv2_kd_online_dist_a0.7_T1_s0"}  # no R18 and no other seed
@@ -285,7 +312,7 @@ def test_plain_twins_are_the_same_runs_whatever_the_recipe(tmp_path):
              for plan in plans]
     assert plain[0] == plain[1] and len(plain[0]) == 4
     kd = [n for n, s in stage_configs(plans[1]).items() if s["distill"]]
-    assert kd[0] == "r18_kd_online_dist_a0.3_T2_s0"
+    assert kd[0] == "r18_kd_online_dist_a0.3_T1_s0"
 
 
 def test_an_os8_teacher_gets_its_own_stages_and_shares_the_plain_runs(tmp_path):
@@ -298,7 +325,7 @@ def test_an_os8_teacher_gets_its_own_stages_and_shares_the_plain_runs(tmp_path):
              for stages in (default, os8)]
     assert plain[0] == plain[1] and len(plain[0]) == 4  # no teacher touches them: reused
     distilled = {n: s for n, s in os8.items() if s["distill"]}
-    assert sorted(distilled) == sorted(n.replace("_T2_s", "_T2_os8teacher_s")
+    assert sorted(distilled) == sorted(n.replace(f"{KD}_s", f"{KD}_os8teacher_s")
                                        for n, s in default.items() if s["distill"])
     for stage in distilled.values():  # each learns from the OS8 teacher, students stay OS16
         assert stage["config"]["teacher"].endswith("teacher_r50_os8_cosine/best.pth")

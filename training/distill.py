@@ -3,10 +3,12 @@
     python -m training.distill                    # the quickstart on the embedded dataset
     python -m training.distill --config configs/camvid_mobilenetv2_kd.yaml \
         --teacher runs/camvid_teacher_r50/best.pth
-    python -m training.distill --teacher T.pth --soft-labels cached --alpha 0.5 --temperature 2
+    python -m training.distill --teacher T.pth --soft-labels cached --kd-loss kl --temperature 2
     torchrun --nproc_per_node 2 -m training.distill --teacher T.pth ...
 
-loss = alpha * KL(teacher || student) * T^2 + (1 - alpha) * cross-entropy.
+loss = alpha * soft + (1 - alpha) * cross-entropy, where soft is DIST by default (Pearson
+relations between the class distributions, at T 1: it beat the paper's pixel-wise KL on CamVid)
+or, with --kd-loss kl, KL(teacher || student) * T^2; --kd-loss cwd is channel-wise.
 
 With no arguments it runs configs/quickstart.yaml: trains the teacher described by its
 `teacher_config` (or reuses the one already trained with that exact config), distils the

@@ -1,6 +1,6 @@
 """Training objectives as modules that return a dict of losses (timm's distillation-task style).
 
-    task = DistillationTask(student, teacher, alpha=0.5, temperature=2.0)
+    task = DistillationTask(student, teacher, alpha=0.5, temperature=1.0)  # DIST by default
     losses = task(images, masks)            # online soft labels from the frozen teacher
     losses = task(images, masks, cached)    # or teacher logits read from the cache
     losses["loss"].backward()
@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from training.config import CHOICES
+from training.config import CHOICES, DEFAULTS
 
 # kl: pixel-wise KL (the paper's); cwd: channel-wise; dist: DIST's Pearson relations.
 KD_LOSSES = CHOICES["kd_loss"]
@@ -114,11 +114,11 @@ class SupervisedTask(nn.Module):
 
 
 class DistillationTask(SupervisedTask):
-    """loss = alpha * soft + (1 - alpha) * hard, soft = pixel KL (or CWD, or DIST) against the
-    teacher."""
+    """loss = alpha * soft + (1 - alpha) * hard, soft = DIST (the default, training.config's),
+    pixel KL or CWD against the teacher."""
 
     def __init__(self, student: nn.Module, teacher: nn.Module | None, alpha: float,
-                 temperature: float, kd_loss: str = "kl", ignore_index: int = 255,
+                 temperature: float, kd_loss: str = DEFAULTS["kd_loss"], ignore_index: int = 255,
                  teacher_autocast: torch.dtype | None = None, **kwargs):
         super().__init__(student, ignore_index, **kwargs)
         if not 0.0 <= alpha <= 1.0:
