@@ -51,7 +51,7 @@ from benchmarks.study_plan import GRID_ALPHAS, GRID_TEMPERATURES, PILOT_RECIPES,
     STUDENT_RECIPES, KDRecipe, StudyPlan, default_recipe, stage_configs, \
     training_order
 from training.checkpoint import load_checkpoint
-from training.config import CHOICES, DISTILLATION, learning_settings
+from training.config import CHOICES, learning_settings
 from training.data import parse_dataset_spec
 from training.errors import UserError, exit_if_interrupted, run_cli
 from training.evaluation import evaluate_checkpoints
@@ -64,10 +64,8 @@ from training.machine import machine_record
 _ALSO_IGNORED = ("device", "teacher")
 
 
-def _learning(config: dict, distill: bool) -> dict:
-    """What decides a stage's weights; a plain stage never reads the distillation keys, so a
-    change of the KD defaults must not make its finished run look stale."""
-    return learning_settings(config, _ALSO_IGNORED + (() if distill else DISTILLATION))
+def _learning(config: dict) -> dict:
+    return learning_settings(config, _ALSO_IGNORED)
 
 
 def _teacher_of(config: dict) -> str | None:
@@ -85,18 +83,18 @@ def run_stage(name: str, config: dict, distill: bool, workdir: Path) -> Path:
         if record.get("teacher_sha256", teacher_sha256) != teacher_sha256:
             raise UserError(f"{run_dir} was distilled from another teacher than "
                             f"{config['teacher']}; delete {run_dir} to distil it again")
-        if _learning(stored, distill) == _learning(config, distill):
+        if _learning(stored) == _learning(config):
             print(f"[{name}] finished earlier: reusing {run_dir / 'best.pth'}", file=sys.stderr)
             return run_dir / "best.pth"
         raise UserError(f"{run_dir} was trained with other settings "
-                        f"({_difference(stored, config, distill)}); pass another --workdir or "
+                        f"({_difference(stored, config)}); pass another --workdir or "
                         f"delete it")
     resume = None
     if last.is_file():
         stored = load_checkpoint(last)["config"]
-        if _learning(stored, distill) != _learning(config, distill):
+        if _learning(stored) != _learning(config):
             raise UserError(f"{last} belongs to a run with other settings "
-                            f"({_difference(stored, config, distill)}); pass another --workdir or "
+                            f"({_difference(stored, config)}); pass another --workdir or "
                             f"delete it")
         resume = last
         print(f"[{name}] resuming from {last}", file=sys.stderr)
@@ -117,8 +115,8 @@ def run_stage(name: str, config: dict, distill: bool, workdir: Path) -> Path:
     return run_dir / "best.pth"
 
 
-def _difference(stored: dict, wanted: dict, distill: bool) -> str:
-    stored, wanted = _learning(stored, distill), _learning(wanted, distill)
+def _difference(stored: dict, wanted: dict) -> str:
+    stored, wanted = _learning(stored), _learning(wanted)
     keys = sorted(k for k in stored if stored[k] != wanted[k])
     return ", ".join(f"{k}: {stored[k]!r} there, {wanted[k]!r} now" for k in keys[:3])
 

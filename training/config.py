@@ -169,6 +169,10 @@ def learning_settings(config: dict, also_ignore=()) -> dict:
     """The settings that decide what a run learns: equal for two configs means a finished run
     of one can stand for the other. Keys an older config lacks read as their defaults."""
     skip = COSMETIC | set(also_ignore)
+    if not (config.get("teacher") or config.get("teacher_config")):
+        # A run without a teacher never read the distillation keys: a change of their
+        # defaults must not make finished teachers and plain runs look stale.
+        skip |= set(DISTILLATION)
     return {key: config.get(key, default) for key, default in DEFAULTS.items()
             if key not in skip}
 
