@@ -87,8 +87,7 @@ def run_stage(name: str, config: dict, distill: bool, workdir: Path) -> Path:
             print(f"[{name}] finished earlier: reusing {run_dir / 'best.pth'}", file=sys.stderr)
             return run_dir / "best.pth"
         raise UserError(f"{run_dir} was trained with other settings "
-                        f"({_difference(stored, config)}); pass another --workdir or "
-                        f"delete it")
+                        f"({_difference(stored, config)}); pass another --workdir or delete it")
     resume = None
     if last.is_file():
         stored = load_checkpoint(last)["config"]

@@ -84,11 +84,20 @@ def markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+# What compare() and markdown() read from each table.json.
+REQUIRED = ("recipe", "rows", "machine", *SHARED)
+
+
 def _load(path: Path) -> dict:
     try:
-        return json.loads(path.read_text())
+        table = json.loads(path.read_text())
     except (OSError, ValueError) as error:
         raise UserError(f"cannot read the study table {path}: {error}") from None
+    missing = [key for key in REQUIRED if not isinstance(table, dict) or key not in table]
+    if missing:
+        raise UserError(f"{path} is not a benchmarks.paper_table table.json (no "
+                        f"{', '.join(missing)})")
+    return table
 
 
 def main(argv=None) -> None:

@@ -75,3 +75,12 @@ def test_cli_writes_both_files_and_exits_2_on_a_bad_table(tmp_path, capsys):
     assert exit_info.value.code == 2
     assert "cannot read the study table" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()
+
+    b.write_text(json.dumps({"rows": []}))  # valid JSON, but not a study table
+    with pytest.raises(SystemExit) as exit_info:
+        recipe_compare.run_cli(recipe_compare.main, [str(a), str(b), "--out",
+                                                     str(tmp_path / "bad")])
+    assert exit_info.value.code == 2
+    assert "not a benchmarks.paper_table table.json (no recipe, machine, dataset," in \
+        capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
